@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests that read the real WBC data skip when it is absent, unless
+WBCBENCH_REQUIRE_DATA=1 (set by .ci/run, which has the data) turns that skip into a failure."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wbcbench.paths import data_root as _data_root
+from wbcbench.errors import WbcError
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    try:
+        return _data_root()
+    except WbcError as e:
+        if os.environ.get("WBCBENCH_REQUIRE_DATA") == "1":
+            pytest.fail(f"WBCBENCH_REQUIRE_DATA=1 but the data is missing: {e}")
+        pytest.skip(f"WBC data not found: {e}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Tests share one cache dir per session, never the user's ~/.cache."""
+    if "WBCBENCH_CACHE" not in os.environ:
+        os.environ["WBCBENCH_CACHE"] = str(tmp_path_factory.mktemp("wbc-cache"))
+    yield
