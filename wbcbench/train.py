@@ -1,0 +1,285 @@
+"""The trainer: one run = train one model on one dataset with one profile and seed, then test it on
+every requested test set, writing everything into its run directory (see rundir.py).
+
+Same code on CUDA (AMP: bf16 where supported, else fp16 with a gradient scaler), MPS and CPU.
+Every random choice is derived from (seed, epoch), and a checkpoint is written atomically after every
+epoch, so a resumed run finishes with exactly the metrics of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import bn, rundir
+from .atomic import torch_save, write_csv, write_json
+from .classes import CLASSES, NUM_CLASSES
+from .errors import WbcError
+from .loader import BatchLoader, epoch_rng, mixup
+from .metrics import compute_metrics
+from .profiles import get_profile
+
+CHECKPOINT = "checkpoint.pt"   # during training: model + optimiser + schedule, deleted at the end
+MODEL = "model.pt"             # after training: final weights + config (what `wbcbench eval` loads)
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """`None`/"auto": CUDA, else MPS, else CPU."""
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise WbcError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise WbcError(f"device {device!r} asked for, but CUDA is not available here")
+    return d
+
+
+def autocast_for(device: torch.device):
+    """(autocast context factory, GradScaler or None): AMP on CUDA only."""
+    if device.type != "cuda":
+        return nullcontext, None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Linear warm-up to the base learning rate, then cosine decay to zero (per optimiser step)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def safe_name(test_name: str) -> str:
+    """A test-set name (or a path) as one directory name."""
+    return re.sub(r"[^A-Za-z0-9_.:@+-]+", "_", str(test_name).strip("/")) or "test"
+
+
+def _data(name, data_root, size, progress):
+    from . import cache, datasets
+    ds = datasets.get_dataset(name, data_root)
+    return ds, cache.load_images(ds, size, progress=progress)
+
+
+def build_config(model, profile, seed, train, test, adabn, overrides, data_root) -> dict:
+    from . import datasets
+    hp = get_profile(profile, **overrides)
+    train_ds = datasets.get_dataset(train, data_root)
+    return {
+        "model": model, "model_kwargs": {}, "profile": profile, "hparams": hp, "seed": int(seed),
+        "train": train, "test": list(test), "adabn": bool(adabn),
+        "train_manifest": train_ds.manifest_hash(),
+    }
+
+
+def _evaluate_model(net, ds, images, hp, device, mean, std, quiet, desc):
+    loader = BatchLoader(images, ds.labels, None, crop=hp["crop_size"], batch_size=hp["eval_batch_size"],
+                         mean=mean, std=std, device=device, train=False)
+    amp, _ = autocast_for(device)
+    net.eval()
+    probs = []
+    with torch.no_grad():
+        for b in tqdm(loader, desc=desc, disable=quiet, leave=False):
+            with amp():
+                logits = net(b.x)
+            probs.append(F.softmax(logits.float(), dim=1).cpu())
+    p = torch.cat(probs).numpy().astype(np.float64)
+    preds = pd.DataFrame({"path": list(ds.paths), "label": [CLASSES[i] for i in ds.labels],
+                          "prediction": [CLASSES[i] for i in p.argmax(1)]})
+    for i, c in enumerate(CLASSES):
+        preds[f"p_{c}"] = p[:, i]
+    return compute_metrics(ds.labels, p), preds
+
+
+def _adapted(net, images, hp, device, mean, std):
+    """AdaBN: BN statistics re-estimated on the centre crops of the target images."""
+    loader = BatchLoader(images, np.zeros(len(images), np.int64), None, crop=hp["crop_size"],
+                         batch_size=hp["eval_batch_size"], mean=mean, std=std, device=device, train=False)
+    return bn.adabn(net, (b.x for b in loader))
+
+
+def evaluate_all(net, config, run_dir: Path | None, device, data_root=None, quiet=False) -> dict:
+    """Evaluate `net` on every test set of `config` (and with AdaBN when asked); write results when
+    run_dir is given. Returns {test_name: metrics}."""
+    hp = config["hparams"]
+    mean, std = net.wbc_config["mean"], net.wbc_config["std"]
+    results = {}
+    for name in config["test"]:
+        ds, images = _data(name, data_root, hp["stored_size"], progress=not quiet)
+        variants = [(name, net)]
+        if config.get("adabn") and bn.has_adaptable_bn(net):
+            variants.append((f"{name}@adabn", _adapted(net, images, hp, device, mean, std)))
+        for key, m in variants:
+            metrics, preds = _evaluate_model(m, ds, images, hp, device, mean, std, quiet, f"eval {key}")
+            metrics.update(test_set=name, eval_mode="adabn" if key.endswith("@adabn") else "standard",
+                           test_manifest=ds.manifest_hash())
+            results[key] = metrics
+            if run_dir is not None:
+                d = Path(run_dir) / "eval" / safe_name(key)
+                write_csv(d / "predictions.csv", preds)
+                write_json(d / "metrics.json", metrics)
+    return results
+
+
+def _new_model(config, device):
+    from . import models
+    hp = config["hparams"]
+    torch.manual_seed(config["seed"])
+    net = models.create_model(config["model"], num_classes=NUM_CLASSES, pretrained=hp.get("pretrained", False),
+                              **config.get("model_kwargs", {}))
+    return net.to(device).to(memory_format=torch.channels_last)
+
+
+def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
+          test=("pbc:test",), out: str | os.PathLike = "runs", device: str | None = None, resume: bool = False,
+          data_root=None, quiet: bool = False, adabn: bool = False, **overrides) -> Path:
+    """Train and evaluate one run; returns its directory. A finished run is not retrained."""
+    if isinstance(test, str):
+        test = [t for t in test.split(",") if t]
+    dev = resolve_device(device)
+    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
+    net = _new_model(config, dev)  # also validates the model name before anything is written
+    for k, v in net.wbc_config.get("train_overrides", {}).items():
+        if overrides.get(k) is None:
+            config["hparams"][k] = v
+    run_dir = Path(out) / rundir.run_name(config)
+    if rundir.is_done(run_dir):
+        if not quiet:
+            print(f"already done: {run_dir}")
+        return run_dir
+    with rundir.claim(run_dir):
+        return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet)
+
+
+def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
+    hp, seed = config["hparams"], config["seed"]
+    ckpt_path, model_path = run_dir / CHECKPOINT, run_dir / MODEL
+    if (ckpt_path.exists() or model_path.exists()) and not resume:
+        raise WbcError(f"{run_dir} holds an unfinished run; add --resume to continue it "
+                       f"(or delete the directory to start over)")
+    from . import datasets
+    full = dict(config, device=str(dev), code=rundir.git_commit(), environment=rundir.environment(),
+                run_dir=str(run_dir), data_root=str(data_root) if data_root else None)
+    write_json(run_dir / "config.json", full)
+
+    if not model_path.exists():
+        ds, images = _data(config["train"], data_root, hp["stored_size"], progress=not quiet)
+        idx = (datasets.balanced_indices(ds.labels, hp["train_subset_per_class"], seed=0)
+               if hp.get("train_subset_per_class") else np.arange(len(ds)))
+        _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet)
+        torch_save(model_path, {"state_dict": net.state_dict(), "wbc_config": net.wbc_config, "config": config})
+        ckpt_path.unlink(missing_ok=True)
+    else:
+        net.load_state_dict(torch.load(model_path, map_location=dev, weights_only=False)["state_dict"])
+    evaluate_all(net, config, run_dir, dev, data_root, quiet)
+    rundir.mark_done(run_dir)
+    return run_dir
+
+
+def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
+    hp, seed = config["hparams"], config["seed"]
+    mean, std = net.wbc_config["mean"], net.wbc_config["std"]
+    loader = BatchLoader(images, ds.labels, idx, crop=hp["crop_size"], batch_size=hp["batch_size"],
+                         mean=mean, std=std, device=dev, train=True, hflip=hp["hflip"], vflip=hp["vflip"],
+                         seed=seed)
+    if len(loader) == 0:
+        raise WbcError(f"training set {config['train']} has {len(idx)} images, fewer than one batch of "
+                       f"{hp['batch_size']}")
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    steps_per_epoch = len(loader)
+    total, warm = hp["epochs"] * steps_per_epoch, hp["warmup_epochs"] * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
+    amp, scaler = autocast_for(dev)
+    start, log = 0, []
+    ckpt_path = run_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start, log = state["epoch"], state["log"]
+    for epoch in range(start, hp["epochs"]):
+        t0 = time.perf_counter()
+        torch.manual_seed(seed * 100003 + epoch)  # dropout etc.: same stream whether resumed or not
+        mix_rng = epoch_rng(seed, epoch + 10**6)
+        loader.set_epoch(epoch)
+        net.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{hp['epochs']}", disable=quiet, leave=False)
+        for b in bar:
+            x, y = b.x, b.y
+            with amp():
+                if hp.get("mixup_alpha", 0) > 0:
+                    x, (ya, yb), lam = mixup(x, y, hp["mixup_alpha"], mix_rng)
+                    logits = net(x)
+                    loss = lam * F.cross_entropy(logits, ya) + (1 - lam) * F.cross_entropy(logits, yb)
+                else:
+                    logits = net(x)
+                    loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            sched.step()
+            if not torch.isfinite(loss):
+                raise WbcError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1} of {run_dir.name}")
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+        secs = time.perf_counter() - t0
+        log.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+                    "train_accuracy": correct / seen, "seconds": secs, "images_per_s": seen / secs})
+        write_csv(run_dir / "log.csv", pd.DataFrame(log))
+        torch_save(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                               "epoch": epoch + 1, "log": log})
+        if not quiet:
+            print(f"epoch {epoch + 1}/{hp['epochs']}: loss {loss_sum / seen:.4f}, train acc {correct / seen:.3f}, "
+                  f"{secs:.1f}s ({seen / secs:.0f} img/s)", flush=True)
+
+
+def load_model(checkpoint: str | os.PathLike, device=None):
+    """A trained model and its run config from `model.pt` (or a run directory)."""
+    from . import models
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / MODEL
+    if not path.is_file():
+        raise WbcError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg, sd = state["config"], state["state_dict"]
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's culprit
+        raise WbcError(f"{path} is not a wbcbench model file ({type(e).__name__}: {e})") from None
+    net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, **cfg.get("model_kwargs", {}))
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise WbcError(f"{path} does not fit model {cfg['model']}: {first}") from None
+    dev = resolve_device(device)
+    return net.to(dev).to(memory_format=torch.channels_last), cfg, dev
