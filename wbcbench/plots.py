@@ -1,0 +1,198 @@
+"""Charts for the book and the notebooks: altair specifications rendered to static SVG with vl-convert,
+so that every figure is part of the page itself (no JavaScript, no CDN: the book works offline).
+
+Sample-cell grids are PNG images (base64 in the notebook output), for the same reason.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+
+FONT = "DejaVu Sans"  # available wherever matplotlib/fontconfig is; vl-convert falls back otherwise
+
+
+def _alt():
+    import altair as alt
+    return alt
+
+
+def to_svg(chart) -> str:
+    """The chart as an SVG document (vl-convert, fully offline)."""
+    import vl_convert as vlc
+    return vlc.vegalite_to_svg(chart.to_dict())
+
+
+class SVGFigure:
+    """A notebook output that is an SVG image and nothing else (no vega JSON, no JavaScript)."""
+
+    def __init__(self, svg: str):
+        self.svg = svg
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+
+def show(chart):
+    """Display an altair chart as static SVG (use as the last expression of a cell)."""
+    return SVGFigure(to_svg(chart))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Datasets
+
+
+def class_counts_chart(counts: pd.DataFrame):
+    """Normalised stacked bars: class composition of each domain (from report.class_counts_table)."""
+    alt = _alt()
+    from .classes import CLASSES
+    long = counts.melt(id_vars=["dataset"], value_vars=list(CLASSES), var_name="class", value_name="images")
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y("dataset:N", sort=list(counts["dataset"]), title=None),
+        x=alt.X("images:Q", stack="normalize", title="share of images", axis=alt.Axis(format="%")),
+        color=alt.Color("class:N", sort=list(CLASSES)),
+        order=alt.Order("class:N"),
+        tooltip=["dataset", "class", "images"],
+    ).properties(width=420, height=22 * len(counts), title="Class composition per domain")
+
+
+def colour_chart(stats: pd.DataFrame, x: str = "H", y: str = "S"):
+    """Per-image mean colour of each domain (from report.colour_stats): the domain shift is visible
+    as separated clouds."""
+    alt = _alt()
+    names = {"R": "mean red", "G": "mean green", "B": "mean blue", "H": "mean hue (degrees, 0 = red)", "S": "mean saturation",
+             "V": "mean value (brightness)"}
+    return alt.Chart(stats).mark_circle(size=28, opacity=0.6).encode(
+        x=alt.X(f"{x}:Q", title=names.get(x, x), scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=names.get(y, y), scale=alt.Scale(zero=False)),
+        color=alt.Color("dataset:N", sort=list(dict.fromkeys(stats["dataset"]))),
+        tooltip=["dataset", "class"],
+    ).properties(width=360, height=260, title=f"Per-image colour: {names.get(x, x)} vs {names.get(y, y)}")
+
+
+def rgb_profile_chart(stats: pd.DataFrame):
+    """Mean R, G, B per domain as grouped bars."""
+    alt = _alt()
+    m = stats.groupby("dataset", sort=False)[["R", "G", "B"]].mean().reset_index()
+    long = m.melt(id_vars="dataset", var_name="channel", value_name="mean")
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("channel:N", title=None, sort=["R", "G", "B"]),
+        y=alt.Y("mean:Q", title="mean intensity (0-1)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("channel:N", scale=alt.Scale(domain=["R", "G", "B"], range=["#d62728", "#2ca02c", "#1f77b4"]),
+                        legend=None),
+        column=alt.Column("dataset:N", sort=list(m["dataset"]), title=None),
+    ).properties(width=70, height=160)
+
+
+def image_grid_png(images: np.ndarray, row_labels, col_labels=None, pad: int = 2, scale: int = 1) -> bytes:
+    """A PNG of a grid of uint8 RGB images (rows x cols, each (S, S, 3)); missing cells (None) stay white.
+    `images` is a nested list [row][col]. Labels are drawn with PIL's default bitmap font."""
+    from PIL import Image, ImageDraw
+    rows = len(images)
+    cols = max(len(r) for r in images)
+    s = next(im.shape[0] for r in images for im in r if im is not None) * scale
+    label_w = 8 + 7 * max(len(str(l)) for l in row_labels)
+    head_h = 14 if col_labels else 0
+    canvas = Image.new("RGB", (label_w + cols * (s + pad), head_h + rows * (s + pad)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, c in enumerate(col_labels or []):
+        draw.text((label_w + j * (s + pad) + 2, 1), str(c)[: max(1, s // 6)], fill="black")
+    for i, (row, lab) in enumerate(zip(images, row_labels)):
+        y = head_h + i * (s + pad)
+        draw.text((2, y + s // 2 - 5), str(lab), fill="black")
+        for j, im in enumerate(row):
+            if im is None:
+                continue
+            tile = Image.fromarray(np.asarray(im, dtype=np.uint8))
+            if scale != 1:
+                tile = tile.resize((s, s), Image.NEAREST)
+            canvas.paste(tile, (label_w + j * (s + pad), y))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+class PNGFigure:
+    """A notebook output that is a PNG image (embedded as base64 in the .ipynb, a file in the book)."""
+
+    def __init__(self, png: bytes):
+        self.png = png
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode()
+
+
+def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed: int = 0):
+    """One row per domain, `per_class` sample cells of each class (fewer where a domain has fewer),
+    decoded through wbcbench.cache at `size` px."""
+    from .cache import load_images
+    from .classes import CLASSES
+    from .report import domain_sample
+    rows, col_labels = [], [c for c in CLASSES for _ in range(per_class)]
+    for n in names:
+        ds = domain_sample(n, per_class, data_root, seed=seed)
+        x = load_images(ds, size)
+        row = []
+        for k in range(len(CLASSES)):
+            idx = np.flatnonzero(ds.labels == k)[:per_class]
+            row += [np.array(x[i]) for i in idx] + [None] * (per_class - len(idx))
+        rows.append(row)
+    return PNGFigure(image_grid_png(rows, list(names), col_labels))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results
+
+
+def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy"):
+    """Mean ± Student-t 95% CI per model and test domain (from report.summary_table), with the majority
+    baseline of each domain as a tick."""
+    alt = _alt()
+    from .report import _ordered
+    s = summary.copy()
+    s["mean"] = s[f"{metric}_mean"]
+    s["lo"] = s["mean"] - s[f"{metric}_ci95"].fillna(0)
+    s["hi"] = s["mean"] + s[f"{metric}_ci95"].fillna(0)
+    order = _ordered(s["test_set"])
+    base = alt.Chart(s).encode(
+        y=alt.Y("model:N", sort=list(dict.fromkeys(s["model"])), title=None))
+    pts = base.mark_point(filled=True, size=50).encode(
+        x=alt.X("mean:Q", title=metric.replace("_", " "), scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")), color=alt.Color("model:N", legend=None),
+        tooltip=["model", "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
+    bars = base.mark_rule().encode(x="lo:Q", x2="hi:Q", color=alt.Color("model:N", legend=None))
+    maj = alt.Chart(s.drop_duplicates("test_set")).mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x="majority_baseline:Q")
+    return alt.layer(bars, pts, maj, data=s).facet(
+        column=alt.Column("test_set:N", sort=order, title=None)).properties(
+        title=f"{metric.replace('_', ' ').capitalize()}: mean ± 95% CI (Student t); dashed = majority baseline")
+
+
+def bn_gap_chart(gaps: pd.DataFrame):
+    """Per BN layer (depth order), the gap between the stored running statistics and a domain's activation
+    statistics (from bn.domain_stat_gaps)."""
+    alt = _alt()
+    return alt.Chart(gaps).mark_line(point=True).encode(
+        x=alt.X("layer_index:Q", title="BN layer (input to output)"),
+        y=alt.Y("gap:Q", title="normalised mean gap"),
+        color=alt.Color("dataset:N", sort=list(dict.fromkeys(gaps["dataset"]))),
+        tooltip=["dataset", "layer", alt.Tooltip("gap:Q", format=".3f"), alt.Tooltip("var_ratio:Q", format=".2f")],
+    ).properties(width=460, height=240,
+                 title="How far each domain's activations are from the BN running statistics")
+
+
+def bn_mode_chart(acc: pd.DataFrame, metric: str = "balanced_accuracy"):
+    """Accuracy per domain for standard BN, AdaBN and test-time batch statistics (from bn.compare_bn_modes)."""
+    alt = _alt()
+    return alt.Chart(acc).mark_bar().encode(
+        x=alt.X("mode:N", title=None, sort=list(dict.fromkeys(acc["mode"]))),
+        y=alt.Y(f"{metric}:Q", title=metric.replace("_", " "), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("mode:N", sort=list(dict.fromkeys(acc["mode"]))),
+        column=alt.Column("dataset:N", sort=list(dict.fromkeys(acc["dataset"])), title=None),
+        tooltip=["dataset", "mode", alt.Tooltip(f"{metric}:Q", format=".3f")],
+    ).properties(width=70, height=180)
