@@ -146,6 +146,21 @@ def _new_model(config, device):
     return net.to(device).to(memory_format=torch.channels_last)
 
 
+def run_dir_for(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
+                test=("pbc:test",), out: str | os.PathLike = "runs", data_root=None, adabn: bool = False,
+                **overrides) -> Path:
+    """The directory `train(...)` with the same arguments writes to, found without building the model
+    (sweeps use it to skip finished or locked runs). WbcError for an unknown model, profile or dataset."""
+    from . import models
+    if isinstance(test, str):
+        test = [t for t in test.split(",") if t]
+    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
+    for k, v in models.get_spec(model).train_overrides.items():  # as train() applies wbc_config's
+        if overrides.get(k) is None:
+            config["hparams"][k] = v
+    return Path(out) / rundir.run_name(config)
+
+
 def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
           test=("pbc:test",), out: str | os.PathLike = "runs", device: str | None = None, resume: bool = False,
           data_root=None, quiet: bool = False, adabn: bool = False, **overrides) -> Path:
