@@ -196,3 +196,56 @@ def bn_mode_chart(acc: pd.DataFrame, metric: str = "balanced_accuracy"):
         column=alt.Column("dataset:N", sort=list(dict.fromkeys(acc["dataset"])), title=None),
         tooltip=["dataset", "mode", alt.Tooltip(f"{metric}:Q", format=".3f")],
     ).properties(width=70, height=180)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One run (notebooks/02_train_one_run)
+
+
+def learning_curves_chart(log: pd.DataFrame, title: str | None = None):
+    """Training loss and training accuracy per epoch, side by side (from a run's log.csv)."""
+    alt = _alt()
+    ticks = alt.Axis(values=[int(e) for e in log["epoch"]]) if len(log) <= 12 else alt.Axis(tickMinStep=1)
+    base = alt.Chart(log).encode(x=alt.X("epoch:Q", title="epoch", axis=ticks))
+    loss = base.mark_line(point=True).encode(
+        y=alt.Y("train_loss:Q", title="training loss (cross-entropy)"),
+        tooltip=["epoch", alt.Tooltip("train_loss:Q", format=".4f"), alt.Tooltip("lr:Q", format=".2e")],
+    ).properties(width=260, height=180, title="Training loss")
+    acc = base.mark_line(point=True, color="#2ca02c").encode(
+        y=alt.Y("train_accuracy:Q", title="training accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        tooltip=["epoch", alt.Tooltip("train_accuracy:Q", format=".3f")],
+    ).properties(width=260, height=180, title="Training accuracy")
+    chart = alt.hconcat(loss, acc)
+    return chart.properties(title=title) if title else chart
+
+
+def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
+    """Heatmaps of confusion matrices {title: 5x5 counts (rows true, columns predicted)}; colour is the
+    row-normalised rate when `normalize` (recall on the diagonal), each cell shows its count."""
+    alt = _alt()
+    from .classes import CLASSES
+    rows = []
+    for name, cm in confusions.items():
+        cm = np.asarray(cm, dtype=float)
+        sums = cm.sum(axis=1, keepdims=True)
+        rate = np.divide(cm, sums, out=np.zeros_like(cm), where=sums > 0)
+        for i, t in enumerate(CLASSES):
+            for j, p in enumerate(CLASSES):
+                rows.append({"test set": name, "true": t, "predicted": p, "count": int(cm[i, j]),
+                             "rate": float(rate[i, j])})
+    df = pd.DataFrame(rows)
+    value = "rate" if normalize else "count"
+    base = alt.Chart().encode(
+        x=alt.X("predicted:N", sort=list(CLASSES), title="predicted"),
+        y=alt.Y("true:N", sort=list(CLASSES), title="true"))
+    heat = base.mark_rect().encode(
+        color=alt.Color(f"{value}:Q", title="row rate" if normalize else "count",
+                        scale=alt.Scale(scheme="blues", domain=[0, 1]) if normalize else alt.Scale(scheme="blues")),
+        tooltip=["test set", "true", "predicted", "count", alt.Tooltip("rate:Q", format=".2f")])
+    text = base.mark_text(fontSize=10).encode(
+        text="count:Q",
+        color=alt.condition(f"datum.{value} > {0.6 if normalize else float(df['count'].max()) * 0.6}",
+                            alt.value("white"), alt.value("black")))
+    return alt.layer(heat, text, data=df).properties(width=150, height=150).facet(
+        facet=alt.Facet("test set:N", sort=list(confusions), title=None), columns=columns)
