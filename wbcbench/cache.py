@@ -40,11 +40,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         a = np.asarray(im, dtype=np.float64)
         peak = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
         a = np.clip(np.rint(a * (255.0 / peak)), 0, 255).astype(np.uint8)
-        return Image.fromarray(a, "L").convert("RGB")
+        return Image.fromarray(a).convert("RGB")  # 2-D uint8 -> mode L
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
         a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a
-        return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8)).convert("RGB")
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info) \
             or (im.mode in ("L", "RGB") and "transparency" in im.info):
         rgba = im.convert("RGBA")
