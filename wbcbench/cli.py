@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_collect)
 
     s = sub.add_parser("sweep", help="run a grid of runs through the training notebook (papermill)")
+    from .sweep import add_arguments as _sweep_arguments
+    _sweep_arguments(s)
     s.set_defaults(func=_cmd_sweep)
     return p
 

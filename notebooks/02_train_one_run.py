@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Train and evaluate one run
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/02_train_one_run.ipynb)
+#
+# This notebook trains **one model** with **one training profile and seed** on one white-blood-cell
+# dataset, then tests it on every requested domain (optionally also with AdaBN), and shows the
+# learning curves, the per-domain metrics and the confusion matrices. It is a thin driver: all the
+# work is done by `wbcbench.train.train`, which writes a run directory
+# `<out>/<model>-<profile>-s<seed>-<hash>/` (`config.json`, `log.csv`, `eval/<test set>/metrics.json`,
+# `predictions.csv`, and `done` last). A finished run is never retrained: rerunning the notebook just
+# shows its results, and an interrupted run resumes from its last checkpoint (`resume=True`).
+#
+# The defaults (`resnet18_bn`, `smoke` profile) take seconds on a laptop CPU; set `profile="cpu"` for the
+# CPU study or `profile="paper"` (on a GPU) for the paper's recipe.
+#
+# **Rerun it with other parameters** without opening it, through [papermill](https://papermill.readthedocs.io)
+# (this is exactly what `wbcbench sweep` does for every point of a grid, keeping the executed copy
+# as `notebook.ipynb` inside the run directory):
+#
+# ```bash
+# papermill notebooks/02_train_one_run.ipynb executed.ipynb -p model resnet18_gn -p profile cpu -p seed 3
+# ```
+#
+# or train the same run from the command line (same code, same run directory):
+#
+# ```bash
+# wbcbench train --model resnet18_gn --profile cpu --seed 3 --resume
+# ```
+#
+# The cell after training prints both commands, exactly, for the parameters used here.
+#
+# **On Colab**: the set-up cell installs `wbcbench`; put the data somewhere (e.g. Google Drive) and set
+# `data_root` to that folder. A GPU runtime is used automatically when there is one.
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # install the package on Colab only; locally it is already installed
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "wbcbench @ git+https://github.com/wbc-benchmark/wbc-benchmark"])
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import wbcbench.train
+from wbcbench import collect, plots, sweep
+from wbcbench.errors import WbcError
+
+print("CUDA available:", torch.cuda.is_available(), "| torch", torch.__version__)
+
+# %% [markdown]
+# ## Parameters
+#
+# `papermill -p NAME VALUE` replaces these values. `test` is comma-separated; `overrides` holds profile
+# settings for this run only, e.g. `{"epochs": 1}` or `{"pretrained": True}` (it must be JSON-serialisable).
+
+# %% tags=["parameters"]
+model = "resnet18_bn"
+profile = "smoke"
+seed = 0
+train = "pbc:train"
+test = "pbc:test,lisc,bccd,jtsc,cellavision"
+device = "auto"
+out = "runs"
+data_root = None
+adabn = False
+resume = True
+overrides = {}
+
+# %% [markdown]
+# ## Check the parameters and train
+#
+# A parameter of the wrong type (say `seed="abc"`) stops here with a message naming it.
+
+# %%
+params = sweep.check_parameters(model=model, profile=profile, seed=seed, train=train, test=test, device=device,
+                                out=out, data_root=data_root, adabn=adabn, resume=resume, overrides=overrides)
+dev = wbcbench.train.resolve_device(device)
+print("device:", dev)
+
+# %%
+run_dir = wbcbench.train.train(model=model, profile=profile, seed=seed, train=train, test=params["test"],
+                               out=out, device=str(dev), resume=resume, data_root=data_root, adabn=adabn,
+                               **params["overrides"])
+cmds = sweep.rerun_commands(**params, output=run_dir / "notebook.ipynb")
+print("run directory:", run_dir)
+print("rerun with papermill:", cmds["papermill"])
+print("rerun with the CLI:  ", cmds["cli"])
+
+# %%
+assert (run_dir / "done").is_file(), f"{run_dir} is not finished"
+config = json.loads((run_dir / "config.json").read_text())
+assert config["model"] == model and config["seed"] == seed and config["profile"] == profile
+{k: config[k] for k in ("model", "profile", "seed", "train", "test", "adabn", "device")}
+
+# %% [markdown]
+# ## Learning curves
+#
+# Training loss and accuracy per epoch (on the augmented training crops), from the run's `log.csv`.
+
+# %%
+log = pd.read_csv(run_dir / "log.csv")
+assert len(log) == config["hparams"]["epochs"] and log["train_loss"].notna().all()
+plots.show(plots.learning_curves_chart(log, title=run_dir.name))
+
+# %% [markdown]
+# ## Metrics per test domain
+#
+# Plain accuracy is shown next to balanced accuracy and the majority-class baseline, because several
+# domains are heavily imbalanced (BCCD is mostly neutrophils). `eval_mode` is `adabn` for the runs
+# evaluated with batch-norm statistics re-estimated on the test domain.
+
+# %%
+table, skipped = collect.collect(run_dir)
+assert not skipped, skipped
+assert set(table["test_set"]) == set(params["test"]), table["test_set"].tolist()
+for col in ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"):
+    assert table[col].between(0, 1).all(), (col, table[col].tolist())
+table[["test_set", "eval_mode", "n", "accuracy", "balanced_accuracy", "macro_f1", "majority_baseline",
+       "ece"]].round(3)
+
+# %% [markdown]
+# ## Confusion matrices
+#
+# Rows are the true classes, columns the predictions; each row is normalised to 1 (recall on the
+# diagonal), and the count is printed in every cell.
+
+# %%
+confusions = {f"{r.test_set} ({r.eval_mode})" if r.eval_mode != "standard" else r.test_set:
+              json.loads((Path(r.eval_dir) / "metrics.json").read_text())["confusion"]
+              for r in table.itertuples()}
+assert all(sum(map(sum, c)) == n for c, n in zip(confusions.values(), table["n"]))
+plots.show(plots.confusion_chart(confusions))
