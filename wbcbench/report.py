@@ -262,3 +262,29 @@ def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
     sep = "|" + "|".join("---" for _ in d.columns) + "|"
     body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in d.itertuples(index=False)]
     return "\n".join([head, sep, *body])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Normalisation study
+
+#: The CPU study's normalisation ablation: one ResNet-18 per normalisation layer, plus a small ViT.
+NORM_MODELS = ("resnet18_bn", "resnet18_frozenbn", "resnet18_gn", "resnet18_in", "resnet18_ln",
+               "resnet18_nonorm", "vit_tiny", "efficientnet_lite0", "efficientnet_lite0_freezebn")
+
+
+def normalisation_table(summary: pd.DataFrame, models=NORM_MODELS, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """Rows = the normalisation variants that have runs, with their normalisation layer (from the model
+    registry) and 'mean ± CI' of `metric` per test domain."""
+    from .models import MODELS
+    if summary is None or not len(summary):
+        return pd.DataFrame()
+    s = summary[summary["model"].isin(models)]
+    if not len(s):
+        return pd.DataFrame()
+    wide = benchmark_table(s, metric)
+    base = wide.loc[["majority baseline"]]
+    wide = wide.drop(index="majority baseline")
+    wide = wide.reindex([m for m in models if m in wide.index])
+    wide.insert(0, "normalisation", [MODELS[m].normalisation if m in MODELS else "?" for m in wide.index])
+    base.insert(0, "normalisation", "")
+    return pd.concat([wide, base])

@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Datasets and their domains
+#
+# [![Open in Colab](data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHdpZHRoPSIxMTciIGhlaWdodD0iMjAiIHJvbGU9ImltZyIgYXJpYS1sYWJlbD0iT3BlbiBpbiBDb2xhYiI+PHJlY3Qgd2lkdGg9IjExNyIgaGVpZ2h0PSIyMCIgcng9IjMiIGZpbGw9IiM1NTUiLz48cmVjdCB4PSI1MiIgd2lkdGg9IjY1IiBoZWlnaHQ9IjIwIiByeD0iMyIgZmlsbD0iI2Y5YWIwMCIvPjxyZWN0IHg9IjUyIiB3aWR0aD0iNiIgaGVpZ2h0PSIyMCIgZmlsbD0iI2Y5YWIwMCIvPjxnIGZpbGw9IiNmZmYiIGZvbnQtZmFtaWx5PSJEZWphVnUgU2FucyxWZXJkYW5hLHNhbnMtc2VyaWYiIGZvbnQtc2l6ZT0iMTEiPjx0ZXh0IHg9IjciIHk9IjE0Ij5PcGVuIGluPC90ZXh0Pjx0ZXh0IHg9IjYwIiB5PSIxNCIgZmlsbD0iIzIyMiI+Q29sYWI8L3RleHQ+PC9nPjwvc3ZnPg==)](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/01_datasets.ipynb)
+#
+# A white-blood-cell classifier is trained on images from one laboratory and then used on images from
+# others. Each laboratory stains, scans and crops differently: that difference is the *domain shift* this
+# book studies. Before training anything we look at the data itself:
+#
+# 1. how many images of each class every domain has, counted from the files on disk;
+# 2. what the cells look like in each domain;
+# 3. how far apart the domains are in simple colour statistics.
+#
+# Every number below is computed by the `wbcbench` package from the images on disk; nothing is typed in
+# by hand. The class imbalance of several test domains (BCCD is 59% Neutrophil) is why the later chapters
+# always report balanced accuracy and a majority-class baseline next to plain accuracy.
+
+# %% [markdown]
+# On Colab, the next cell installs the package (it does nothing elsewhere). The images are not on Colab:
+# download them as described in the data chapter and pass their folder as `data_root`.
+
+# %% tags=["remove-cell"]
+import sys
+
+if "google.colab" in sys.modules:  # Colab only
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+
+# %% tags=["parameters"]
+data_root = None      # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./data
+thumb_size = 64       # side (px) of the sample-cell thumbnails
+grid_per_class = 2    # sample cells per class and domain in the grid
+colour_size = 32      # images are decoded at this size for the colour statistics
+colour_per_class = 20 # class-balanced sample per domain for the colour statistics
+
+# %%
+from IPython.display import Markdown
+
+from wbcbench import plots, report
+from wbcbench.datasets import DATASETS
+
+# %% [markdown]
+# ## Images per class and domain
+#
+# The domains available on this machine (the paper's Raabin-WBC and its exact LISC crops are supported
+# but must be downloaded by the user, see the data chapter):
+
+# %%
+domains = report.available_domains(data_root)
+counts = report.class_counts_table(domains, data_root)
+Markdown(report.to_markdown(counts))
+
+# %%
+assert len(domains) >= 1, "no dataset found: set data_root"
+assert (counts[["Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]].sum(axis=1) == counts["total"]).all()
+for name, row in counts.set_index("dataset").iterrows():  # the files on disk match the registry
+    spec = DATASETS[name]
+    if spec.expected_total is not None:
+        assert row["total"] == spec.expected_total, (name, row["total"], spec.expected_total)
+
+# %%
+plots.show(plots.class_counts_chart(counts))
+
+# %% [markdown]
+# ## What the cells look like
+#
+# Two cells of each class from each domain (a gap means the domain has fewer images of that class).
+# Staining colour, background, magnification and cropping differ visibly between rows; the class is
+# what a model should recognise *across* rows.
+
+# %%
+grid = plots.sample_grid(domains, per_class=grid_per_class, size=thumb_size, data_root=data_root)
+grid
+
+# %%
+assert grid.png.startswith(b"\x89PNG")
+
+# %% [markdown]
+# ## Colour statistics per domain
+#
+# For a class-balanced sample of each domain, the mean red, green and blue of every image and its mean
+# hue (in degrees, 0 = red; averaged on the colour circle), saturation and brightness. Images of the same
+# domain cluster together and the clusters are separated: a network that normalises its activations with
+# statistics learned on one domain (batch normalisation) sees different statistics on the others, which the
+# BN chapter measures inside the network.
+
+# %%
+stats = report.colour_stats(domains, size=colour_size, per_class=colour_per_class, data_root=data_root)
+summary = report.colour_summary(stats)
+Markdown(report.to_markdown(summary))
+
+# %%
+assert set(summary["dataset"]) == set(domains)
+assert stats[["R", "G", "B", "S", "V"]].apply(lambda c: c.between(0, 1).all()).all()
+
+# %%
+plots.show(plots.colour_chart(stats, "H", "S"))
+
+# %%
+plots.show(plots.rgb_profile_chart(stats))

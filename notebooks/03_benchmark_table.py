@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The benchmark table
+#
+# [![Open in Colab](data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHdpZHRoPSIxMTciIGhlaWdodD0iMjAiIHJvbGU9ImltZyIgYXJpYS1sYWJlbD0iT3BlbiBpbiBDb2xhYiI+PHJlY3Qgd2lkdGg9IjExNyIgaGVpZ2h0PSIyMCIgcng9IjMiIGZpbGw9IiM1NTUiLz48cmVjdCB4PSI1MiIgd2lkdGg9IjY1IiBoZWlnaHQ9IjIwIiByeD0iMyIgZmlsbD0iI2Y5YWIwMCIvPjxyZWN0IHg9IjUyIiB3aWR0aD0iNiIgaGVpZ2h0PSIyMCIgZmlsbD0iI2Y5YWIwMCIvPjxnIGZpbGw9IiNmZmYiIGZvbnQtZmFtaWx5PSJEZWphVnUgU2FucyxWZXJkYW5hLHNhbnMtc2VyaWYiIGZvbnQtc2l6ZT0iMTEiPjx0ZXh0IHg9IjciIHk9IjE0Ij5PcGVuIGluPC90ZXh0Pjx0ZXh0IHg9IjYwIiB5PSIxNCIgZmlsbD0iIzIyMiI+Q29sYWI8L3RleHQ+PC9nPjwvc3ZnPg==)](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/03_benchmark_table.ipynb)
+#
+# This notebook turns finished runs on disk into the benchmark table: one row per model, one column per
+# test domain. Every cell is the mean over seeds with the half-width of a **95% confidence interval from
+# Student's t distribution** with (seeds - 1) degrees of freedom; a cell with one seed has no interval and
+# says `(n=1)`. Plain accuracy is misleading on imbalanced domains, so the table is given for accuracy and
+# for balanced accuracy (mean per-class recall), with each domain's **majority-class baseline** (the
+# accuracy of always predicting its most frequent class) as the last row.
+#
+# Runs are read from `runs_dir` (only runs with a `done` marker count). With `profile = "paper"` the
+# table is also put side by side with the paper's published accuracy and the differences.
+
+# %% tags=["remove-cell"]
+import sys
+
+if "google.colab" in sys.modules:  # Colab only
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+
+# %% tags=["parameters"]
+runs_dir = "results/cpu"  # relative to the working directory or, failing that, the repository
+profile = "cpu"           # keep runs of this training profile only (None: all)
+
+# %%
+from IPython.display import Markdown
+
+from wbcbench import plots, report
+
+runs, skipped = report.load_runs(runs_dir, profile)
+summary = report.summary_table(runs, eval_mode="standard")
+have_runs = len(summary) > 0
+Markdown(f"**{runs['run_dir'].nunique() if have_runs else 0} finished runs** of profile `{profile}` in "
+         f"`{runs_dir}`; {len(skipped)} skipped (unfinished or unreadable)." if have_runs else
+         f"**No finished runs of profile `{profile}` in `{runs_dir}` yet.** Train some (see the "
+         "reproducibility chapter, `wbcbench sweep`) and re-run this notebook; the tables below stay empty "
+         "until then.")
+
+# %% [markdown]
+# ## Accuracy (%), mean ± 95% CI (Student t) over seeds
+
+# %%
+acc = report.benchmark_table(summary, "accuracy")
+Markdown(report.to_markdown(acc, index=True) if have_runs else "_no runs yet_")
+
+# %% [markdown]
+# ## Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
+
+# %%
+bal = report.benchmark_table(summary, "balanced_accuracy")
+Markdown(report.to_markdown(bal, index=True) if have_runs else "_no runs yet_")
+
+# %%
+if have_runs:
+    assert list(acc.index)[-1] == "majority baseline"
+    assert set(acc.index[:-1]) == set(summary["model"])
+    assert ((summary["accuracy_mean"] >= 0) & (summary["accuracy_mean"] <= 1)).all()
+    assert (summary["seeds"] >= 1).all()
+else:
+    assert acc.empty and bal.empty
+
+# %%
+plots.show(plots.benchmark_chart(summary, "balanced_accuracy")) if have_runs else Markdown("_no chart: no runs yet_")
+
+# %% [markdown]
+# ## The paper's published numbers
+#
+# Tsutsui, Su & Wen trained every model on Raabin-WBC Train and report test accuracy (%) over 10 seeds
+# (the method of their "95% confidence interval" is not stated). With the `paper` profile our runs use
+# the same training set and recipe, and the table below puts both side by side, with
+# delta = ours - paper in percentage points. Runs of another profile (the CPU study trains on PBC at
+# 64 px) are not comparable, so no delta is shown for them.
+
+# %%
+if profile == "paper":
+    table = report.compare_with_paper(summary)
+else:
+    table = report.load_published().rename(columns={"accuracy_mean": "paper accuracy (%)",
+                                                    "accuracy_ci95": "paper 95% CI"})
+Markdown(report.to_markdown(table))
+
+# %%
+assert len(table) == len(report.load_published())

@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Why batch normalisation fails under domain shift
+#
+# [![Open in Colab](data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHdpZHRoPSIxMTciIGhlaWdodD0iMjAiIHJvbGU9ImltZyIgYXJpYS1sYWJlbD0iT3BlbiBpbiBDb2xhYiI+PHJlY3Qgd2lkdGg9IjExNyIgaGVpZ2h0PSIyMCIgcng9IjMiIGZpbGw9IiM1NTUiLz48cmVjdCB4PSI1MiIgd2lkdGg9IjY1IiBoZWlnaHQ9IjIwIiByeD0iMyIgZmlsbD0iI2Y5YWIwMCIvPjxyZWN0IHg9IjUyIiB3aWR0aD0iNiIgaGVpZ2h0PSIyMCIgZmlsbD0iI2Y5YWIwMCIvPjxnIGZpbGw9IiNmZmYiIGZvbnQtZmFtaWx5PSJEZWphVnUgU2FucyxWZXJkYW5hLHNhbnMtc2VyaWYiIGZvbnQtc2l6ZT0iMTEiPjx0ZXh0IHg9IjciIHk9IjE0Ij5PcGVuIGluPC90ZXh0Pjx0ZXh0IHg9IjYwIiB5PSIxNCIgZmlsbD0iIzIyMiI+Q29sYWI8L3RleHQ+PC9nPjwvc3ZnPg==)](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/04_bn_analysis.ipynb)
+#
+# A batch-normalisation (BN) layer normalises each channel with the mean and variance of the current batch
+# while training, and keeps running averages of them for test time. At test time on a *different* domain
+# those stored statistics no longer describe the activations: every BN layer shifts and rescales its input
+# by the wrong amounts, and the errors compound layer by layer.
+#
+# This notebook measures that, for one trained BN network:
+#
+# 1. for every BN layer, the gap between its stored running statistics and the actual statistics of each
+#    domain's activations;
+# 2. the accuracy per domain with the stored statistics, with **AdaBN** (Li et al. 2016: re-estimate the
+#    statistics on the unlabelled test images of the domain), and with **test-time batch statistics**
+#    (normalise every test batch by its own statistics).
+#
+# Both adaptations use the test images (not their labels): they are transductive, so they answer "is the
+# mismatch of BN statistics the problem?", not "what accuracy would a deployed model reach?".
+#
+# By default a small network is trained on the fly (the `smoke` profile: seconds on a CPU, weak but real),
+# so this notebook runs anywhere; pass a trained run directory or `model.pt` as `checkpoint` for the
+# real thing.
+
+# %% tags=["remove-cell"]
+import sys
+
+if "google.colab" in sys.modules:  # Colab only
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+
+# %% tags=["parameters"]
+checkpoint = None          # a run directory or model.pt; None: train a smoke run into a temporary folder
+model = "resnet18_bn"      # used only when training on the fly
+profile = "smoke"          # used only when training on the fly
+test_sets = ["pbc:test", "lisc", "bccd", "jtsc", "cellavision"]
+per_class = 40             # class-balanced subset of each test domain (None: all images)
+data_root = None
+device = "cpu"
+
+# %%
+import itertools
+import tempfile
+
+import torch
+from IPython.display import Markdown
+
+from wbcbench import bn, plots, report, train
+
+if checkpoint is None:
+    run = train.train(model=model, profile=profile, seed=0, test=(), out=tempfile.mkdtemp(prefix="wbc-bn-"),
+                      device=device, data_root=data_root, quiet=True)
+    checkpoint = run
+net, cfg, dev = train.load_model(checkpoint, device)
+hp = cfg["hparams"]
+domains = [t for t in test_sets if t in report.available_domains(data_root, names=test_sets)]
+Markdown(f"Model `{cfg['model']}` (profile `{cfg['profile']}`, trained on `{cfg['train']}`), "
+         f"{len(bn.bn_layers(net))} BN layers; domains: {', '.join(domains)}.")
+
+# %%
+assert bn.has_adaptable_bn(net), "this analysis needs a model with BN running statistics"
+assert domains, "no test domain available: set data_root"
+
+# %% [markdown]
+# ## The statistics gap, layer by layer
+#
+# For each BN layer and domain: the mean over channels of |domain mean - running mean| / running std
+# (how many stored standard deviations the activations are off). The training domain's own test split is
+# the reference; the further a domain's curve is above it, the more BN mis-normalises that domain.
+
+# %%
+gaps = bn.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
+plots.show(plots.bn_gap_chart(gaps))
+
+# %%
+per_domain = gaps.groupby("dataset", sort=False)[["gap", "var_ratio"]].mean().round(3).reset_index()
+Markdown(report.to_markdown(per_domain.rename(columns={"gap": "mean gap (running std)",
+                                                       "var_ratio": "mean variance ratio"})))
+
+# %%
+assert len(gaps) == len(domains) * len(bn.bn_layers(net))
+assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
+
+# %% [markdown]
+# ## Does fixing the statistics fix the accuracy?
+#
+# Same weights, three ways to normalise at test time. If BN statistics were the whole problem, AdaBN and
+# test-time batch statistics would close most of the gap between the training domain and the others.
+
+# %%
+modes = bn.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
+plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
+
+# %%
+wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False).round(3)
+wide["majority baseline"] = modes.groupby("dataset", sort=False)["majority_baseline"].first().round(3)
+Markdown(report.to_markdown(wide, index=True))
+
+# %%
+assert set(modes["mode"]) == {"standard", "adabn", "batch stats"}
+assert modes[["accuracy", "balanced_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
+# AdaBN re-estimates the statistics: they must move away from the stored ones
+first = bn.bn_layers(net)[0][1]
+_, _, loader = bn._domain_batches(domains[-1], hp, net.wbc_config["mean"], net.wbc_config["std"], dev,
+                                  data_root, per_class)
+adapted = dict(bn.bn_layers(bn.adabn(net, (b.x for b in itertools.islice(loader, 1)))))[bn.bn_layers(net)[0][0]]
+assert not torch.allclose(adapted.running_mean, first.running_mean)
