@@ -148,6 +148,9 @@ def test_verify_names_bad_files(tmp_path, data_root):
                                     f"Eosinophil/b.jpg,Eosinophil,{D._md5(src[1])},x\n")
     r = D.verify(str(d))
     assert not r["ok"] and [b["path"] for b in r["bad_files"]] == [str(d / "Eosinophil" / "a.jpg")]
+    (d / "Eosinophil" / "b.jpg").unlink()  # verify lists missing files too, instead of stopping at them
+    r = D.verify(str(d))
+    assert [(Path(b["path"]).name, b["problem"]) for b in r["bad_files"]][1] == ("b.jpg", "missing")
     e = tmp_path / "cut"
     (e / "Eosinophil").mkdir(parents=True)
     data = src[0].read_bytes()

@@ -120,8 +120,9 @@ def _missing_files(root: Path, paths, what: str) -> None:
         raise WbcError(f"{what} names {len(missing)} missing file(s): {shown}{more}")
 
 
-def read_manifest(folder: Path, name: str | None = None) -> Dataset:
-    """`<folder>/manifest.csv` (path,label,md5[,source]): labels are trusted from the manifest, paths checked."""
+def read_manifest(folder: Path, name: str | None = None, check_files: bool = True) -> Dataset:
+    """`<folder>/manifest.csv` (path,label,md5[,source]): labels are trusted from the manifest, paths checked
+    (verify turns the check off so that it can list every missing file instead of stopping at the first)."""
     folder = Path(folder)
     mpath = folder / MANIFEST
     rows = _read_csv(mpath, MANIFEST_COLUMNS, "manifest")
@@ -130,7 +131,8 @@ def read_manifest(folder: Path, name: str | None = None) -> Dataset:
     paths = tuple(r["path"] for r in rows)
     labels = np.array([class_index(r["label"], where=str(mpath)) for r in rows], dtype=np.int64)
     md5s = tuple((r["md5"] or "").strip().lower() or None for r in rows)
-    _missing_files(folder, paths, f"manifest {mpath}")
+    if check_files:
+        _missing_files(folder, paths, f"manifest {mpath}")
     return Dataset(name or str(folder), folder, paths, labels, md5s)
 
 
@@ -200,11 +202,11 @@ def read_image_folder(folder: Path, name: str | None = None) -> Dataset:
                    np.array([labels[i] for i in order], dtype=np.int64))
 
 
-def _pbc_split(root: Path, split: str) -> Dataset:
+def _pbc_split(root: Path, split: str, check_files: bool = True) -> Dataset:
     """WBCAtt's official split of PBC, matched on img_name (PBC file names are unique). The manifest's label
     is kept: one byte-identical pair crosses classes (Eosinophil/EO_225902.jpg = Neutrophil/BNE_191112.jpg),
     and both files keep their own label, as in PBC and WBCAtt."""
-    pbc = read_manifest(root / "pbc", "pbc")
+    pbc = read_manifest(root / "pbc", "pbc", check_files)
     csv_path = root / "splits" / f"pbc_wbcatt_{split}.csv"
     rows = _read_csv(csv_path, SPLIT_COLUMNS, "split file")
     by_name = {Path(p).name: i for i, p in enumerate(pbc.paths)}
@@ -246,32 +248,32 @@ class DatasetSpec:
     location: tuple[str, ...]                   # folder(s) under the data root, first is canonical
     expected_counts: dict[str, int] | None      # per class; None where no published breakdown is known
     expected_total: int | None
-    loader: Callable[[Path], Dataset]
+    loader: Callable[..., Dataset]              # loader(root, check_files=True)
 
-    def load(self, root: Path) -> Dataset:
-        return self.loader(root)
+    def load(self, root: Path, check_files: bool = True) -> Dataset:
+        return self.loader(root, check_files)
 
 
 def _manifest_loader(name: str, folder: str):
-    def load(root: Path) -> Dataset:
+    def load(root: Path, check_files: bool = True) -> Dataset:
         if not (root / folder / MANIFEST).is_file():
             spec = DATASETS[name]
             raise WbcError(f"dataset {name!r} not found: {root / folder / MANIFEST} is missing. {spec.download}")
-        return read_manifest(root / folder, name)
+        return read_manifest(root / folder, name, check_files)
     return load
 
 
 def _split_loader(split: str):
-    def load(root: Path) -> Dataset:
+    def load(root: Path, check_files: bool = True) -> Dataset:
         if not (root / "pbc" / MANIFEST).is_file():
             raise WbcError(f"dataset 'pbc:{split}' not found: {root / 'pbc' / MANIFEST} is missing. "
                            f"{DATASETS['pbc'].download}")
-        return _pbc_split(root, split)
+        return _pbc_split(root, split, check_files)
     return load
 
 
 def _folder_loader(name: str):
-    def load(root: Path) -> Dataset:
+    def load(root: Path, check_files: bool = True) -> Dataset:  # a scanned folder lists only what exists
         spec = DATASETS[name]
         folder = _first_existing(root, spec.location)
         if folder is None:
@@ -373,19 +375,20 @@ def _looks_like_path(s: str) -> bool:
     return os.sep in s or "/" in s or s.startswith((".", "~")) or Path(s).expanduser().exists()
 
 
-def get_dataset(name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Dataset:
+def get_dataset(name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None, *,
+                check_files: bool = True) -> Dataset:
     """A registry name (`pbc:train`, `raabin:testB`, ...) or a path: a folder with a manifest.csv is read from
     it, any other folder as an ImageFolder (a user's own test images; classes may be missing)."""
     s = os.fspath(name_or_path)
     if s in DATASETS:
-        return DATASETS[s].load(_data_root(data_root))
+        return DATASETS[s].load(_data_root(data_root), check_files)
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(s):
         folder = Path(s).expanduser()
         if not folder.exists():
             raise WbcError(f"dataset folder {folder} does not exist")
         folder = folder.resolve()
         if (folder / MANIFEST).is_file():
-            return read_manifest(folder, str(folder))
+            return read_manifest(folder, str(folder), check_files)
         return read_image_folder(folder, str(folder))
     err = unknown("dataset", s, DATASETS)
     raise WbcError(f"{err}; or give a path to an ImageFolder (<dir>/<Class>/<image>)")
@@ -420,6 +423,8 @@ def _md5(path: Path) -> str:
 def _check_file(path: Path, md5: str | None) -> str | None:
     """None if fine, else why not. With an md5 the bytes are authoritative; without one the image is decoded
     in full, since a header check passes truncated JPEGs."""
+    if not os.path.isfile(path):
+        return "missing"
     try:
         if md5 is not None:
             got = _md5(path)
@@ -439,7 +444,7 @@ def _check_file(path: Path, md5: str | None) -> str | None:
 def verify(name: str, data_root: str | os.PathLike | None = None) -> dict:
     """Compare a dataset on disk with the registry: per-class counts and every file (md5 where a manifest has
     one, else a full decode). The report names every bad file; `ok` is False if anything differs."""
-    ds = get_dataset(name, data_root)
+    ds = get_dataset(name, data_root, check_files=False)
     spec = DATASETS.get(name)
     counts = ds.class_counts()
     expected = spec.expected_counts if spec else None
