@@ -81,10 +81,13 @@ def build_config(model, profile, seed, train, test, adabn, overrides, data_root)
     from . import datasets
     hp = get_profile(profile, **overrides)
     train_ds = datasets.get_dataset(train, data_root)
+    if not test:
+        raise WbcError("no test set given; pass --test with dataset names or ImageFolder paths")
+    test_manifests = {t: datasets.get_dataset(t, data_root).manifest_hash() for t in test}  # fail early
     return {
         "model": model, "model_kwargs": {}, "profile": profile, "hparams": hp, "seed": int(seed),
         "train": train, "test": list(test), "adabn": bool(adabn),
-        "train_manifest": train_ds.manifest_hash(),
+        "train_manifest": train_ds.manifest_hash(), "test_manifests": test_manifests,
     }
 
 
