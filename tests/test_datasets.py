@@ -123,6 +123,10 @@ def test_raabin_shaped_folder_loads(tmp_path, data_root):
     report = D.verify("raabin:train", root)  # a 15-image 'Train' is not the published one
     assert not report["ok"] and report["count_mismatch"]["Neutrophil"] == {"found": 3, "expected": 6231}
     assert report["bad_files"] == [] and report["checked_decode"] == 15
+    everything = {r["name"]: r for r in D.verify(None, root)}
+    assert set(everything) == set(D.DATASETS)
+    assert everything["pbc"]["available"] is False and "pbc" in everything["pbc"]["problem"]
+    assert everything["raabin:testB"]["ok"] is False  # 6 images, registry says 2119
     listing = D.list_datasets(root).set_index("name")
     assert listing.loc["raabin:train", "available"].startswith("yes (15 images")
     assert listing.loc["pbc", "available"] == "no"

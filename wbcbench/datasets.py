@@ -441,9 +441,22 @@ def _check_file(path: Path, md5: str | None) -> str | None:
         return f"{type(e).__name__}: {e}"
 
 
-def verify(name: str, data_root: str | os.PathLike | None = None) -> dict:
+def verify(name: str | None = None, data_root: str | os.PathLike | None = None):
     """Compare a dataset on disk with the registry: per-class counts and every file (md5 where a manifest has
-    one, else a full decode). The report names every bad file; `ok` is False if anything differs."""
+    one, else a full decode). The report names every bad file; `ok` is False if anything differs.
+    With no name: a list of reports, one per registered dataset; those not present here get
+    `{"name", "available": False, "ok": None, "problem"}` instead of failing the whole check."""
+    if name is None:
+        root = _data_root(data_root)
+        reports = []
+        for n, spec in DATASETS.items():
+            try:
+                spec.load(root, check_files=False)
+            except WbcError as e:
+                reports.append({"name": n, "available": False, "ok": None, "problem": str(e)})
+                continue
+            reports.append(verify(n, root))
+        return reports
     ds = get_dataset(name, data_root, check_files=False)
     spec = DATASETS.get(name)
     counts = ds.class_counts()
@@ -458,7 +471,7 @@ def verify(name: str, data_root: str | os.PathLike | None = None) -> dict:
             bad_files.append({"path": str(ds.root / rel), "problem": why})
     total_ok = expected_total is None or len(ds) == expected_total
     return {
-        "name": ds.name, "root": str(ds.root), "n": len(ds), "expected_n": expected_total,
+        "name": ds.name, "available": True, "root": str(ds.root), "n": len(ds), "expected_n": expected_total,
         "class_counts": counts, "expected_counts": expected, "count_mismatch": count_mismatch,
         "bad_files": bad_files, "checked_md5": sum(m is not None for m in ds.md5s),
         "checked_decode": sum(m is None for m in ds.md5s),
