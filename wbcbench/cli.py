@@ -13,9 +13,15 @@ def _cmd_data(a):
     if a.action == "list":
         print(datasets.list_datasets(a.data_root).to_string(index=False))
         return 0
-    names = a.names or None
-    report = datasets.verify(names, a.data_root) if names is None else [datasets.verify(n, a.data_root) for n in names]
-    print(json.dumps(report, indent=2, default=str))
+    reports = datasets.verify(None, a.data_root) if not a.names else [datasets.verify(n, a.data_root) for n in a.names]
+    for r in reports:
+        state = "not available" if not r.get("available", True) else ("ok" if r["ok"] else "FAILED")
+        print(f"{r['name']}: {state}")
+        if r.get("ok") is False or (a.names and not r.get("available", True)):
+            print(json.dumps(r, indent=2, default=str))
+    bad = [r["name"] for r in reports if r.get("ok") is False or (a.names and not r.get("available", True))]
+    if bad:
+        raise WbcError(f"data verification failed for: {', '.join(bad)} (details above)")
     return 0
 
 
