@@ -281,9 +281,10 @@ def _resnet50_gn(num_classes, pretrained, name):
 
 
 def _vit_b_16(num_classes, pretrained, name, image_size=224):
-    kw = {} if pretrained and image_size == 224 else {"image_size": image_size}
+    """torchvision ViT-B/16; image_size (a multiple of 16) only without pretrained weights (224 only)."""
     if pretrained and image_size != 224:
         raise WbcError(f"{name!r}: the pretrained ViT-B/16 needs image_size=224 (got {image_size})")
+    kw = {} if pretrained else {"image_size": image_size}
     m = _tv_build("vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", name, pretrained, **kw)
     m.heads.head = nn.Linear(m.heads.head.in_features, num_classes)
     return m
@@ -386,6 +387,8 @@ for _spec in [
     ModelSpec("resnet50_freezebn_last16", _resnet50(freeze=True, last16=True), "ResNet-50",
               "frozen BatchNorm (ImageNet stats)", _TV, "resnet50-freezebn-last16only", ("fc",),
               description="frozen BN, only the last 16 convs + classifier trained"),
+    # resnet50_gn: timm's pretrained_cfg now says mean=std=0.5, but the paper's code normalised every model,
+    # this one included, with ImageNet mean/std; we follow the paper (default ModelSpec mean/std).
     ModelSpec("resnet50_gn", _resnet50_gn, "ResNetV2-50d", "GroupNorm", "timm resnetv2_50d_gn.ah_in1k",
               "resnet50-gn", ("head.fc",), description="timm resnetv2_50d_gn (as the reference code)"),
     ModelSpec("resnet50_gn_mixup", _resnet50_gn, "ResNetV2-50d", "GroupNorm", "timm resnetv2_50d_gn.ah_in1k",
