@@ -66,8 +66,8 @@ from IPython.display import Markdown
 from wbcbench import bn, plots, report, train
 
 if checkpoint is None:
-    run = train.train(model=model, profile=profile, seed=0, test=(), out=tempfile.mkdtemp(prefix="wbc-bn-"),
-                      device=device, data_root=data_root, quiet=True)
+    run = train.train(model=model, profile=profile, seed=0, test=tuple(test_sets[:1]),
+                      out=tempfile.mkdtemp(prefix="wbc-bn-"), device=device, data_root=data_root, quiet=True)
     checkpoint = run
 net, cfg, dev = train.load_model(checkpoint, device)
 hp = cfg["hparams"]
