@@ -65,9 +65,9 @@ def test_sigkill_then_resume_gives_identical_metrics(run_a, tmp_path):
     log = None
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        logs = list(tmp_path.glob("*/log.csv"))
-        if logs and len(pd.read_csv(logs[0])) >= 1:
-            log = logs[0]
+        ckpts = list(tmp_path.glob("*/checkpoint.pt"))
+        if ckpts:
+            log = ckpts[0]
             break
         time.sleep(0.05)
     assert log is not None, proc.stderr.read().decode()

@@ -10,6 +10,8 @@ from .errors import WbcError
 
 def _cmd_data(a):
     from . import datasets
+    from .paths import data_root
+    data_root(a.data_root)  # a missing root is one clear error, not a table of "not available"
     if a.action == "list":
         print(datasets.list_datasets(a.data_root).to_string(index=False))
         return 0

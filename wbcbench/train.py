@@ -235,6 +235,7 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         start, log = state["epoch"], state["log"]
+        write_csv(run_dir / "log.csv", pd.DataFrame(log))  # the checkpoint's log is the truth
     for epoch in range(start, hp["epochs"]):
         t0 = time.perf_counter()
         torch.manual_seed(seed * 100003 + epoch)  # dropout etc.: same stream whether resumed or not
@@ -271,10 +272,10 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
         secs = time.perf_counter() - t0
         log.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / seen,
                     "train_accuracy": correct / seen, "seconds": secs, "images_per_s": seen / secs})
-        write_csv(run_dir / "log.csv", pd.DataFrame(log))
         torch_save(ckpt_path, {"model": net.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                                "epoch": epoch + 1, "log": log})
+        write_csv(run_dir / "log.csv", pd.DataFrame(log))  # after the checkpoint: never ahead of it
         if not quiet:
             print(f"epoch {epoch + 1}/{hp['epochs']}: loss {loss_sum / seen:.4f}, train acc {correct / seen:.3f}, "
                   f"{secs:.1f}s ({seen / secs:.0f} img/s)", flush=True)
