@@ -250,6 +250,7 @@ def test_results_table_and_chart_visible(browser, book_build):
     has_paper = js(browser, "[...document.querySelectorAll('article table')].some(t => "
                             "t.innerText.includes('raabin:testB') && t.innerText.includes('resnet50_gn'))")
     assert has_paper, "the paper's published table is missing from the results page"
+    js(browser, "document.querySelector('article table').scrollIntoView()")
     screenshot(browser, "results-table")
 
 
@@ -265,4 +266,5 @@ def test_svg_charts_visible(browser, book_build):
     pngs = js(browser, f"[...document.querySelectorAll('article img')].filter(i => /\\.png$/.test(i.src))"
                        f".filter({VISIBLE}).filter(i => i.complete && i.naturalWidth > 0).length")
     assert pngs >= 1, "the sample-cell grid (PNG) is not visible"
+    js(browser, "[...document.querySelectorAll('article img')].find(i => /\\.svg$/.test(i.src)).scrollIntoView()")
     screenshot(browser, "datasets-charts")

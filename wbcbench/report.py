@@ -17,9 +17,9 @@ from .classes import CLASSES
 from .paths import REPO_ROOT
 
 PUBLISHED_CSV = Path(__file__).with_name("published_accuracy.csv")
-#: Test domains in the order the paper's table uses; anything else follows alphabetically.
-DOMAIN_ORDER = ("raabin:testA", "raabin:testB", "lisc-paper", "lisc", "bccd", "jtsc", "cellavision",
-                "pbc:test", "pbc:val")
+#: Test domains in table order: in-domain first, then the paper's order; anything else alphabetically.
+DOMAIN_ORDER = ("raabin:testA", "pbc:test", "pbc:val", "raabin:testB", "lisc-paper", "lisc", "bccd", "jtsc",
+                "cellavision")
 
 
 def resolve_dir(path) -> Path:
