@@ -172,8 +172,10 @@ class Run:
                     resume=True, overrides=dict(self.overrides))
 
     def run_dir(self) -> Path:
-        """Where train() will write (WbcError for an unknown model, profile or dataset)."""
+        """Where train() will write (WbcError for an unknown model, profile or dataset, or a parameter of
+        the wrong type: the message the notebook's first cell gives for it)."""
         from .train import run_dir_for
+        check_parameters(**self.parameters())
         return run_dir_for(self.model, self.profile, self.seed, self.train, self.test, self.out,
                            self.data_root, self.adabn, **self.overrides)
 
@@ -238,10 +240,10 @@ def plan(profile=None, models=None, seeds=None, train=None, test=None, out=None,
     out = str(Path(out or Path("runs") / profile).absolute())
     data_root = str(Path(data_root).absolute()) if data_root else None
     runs = []
-    for entry in models:
-        name, model_over = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
-        ov = {**model_over, **(overrides or {})}
-        for seed in seeds:
+    for seed in seeds:  # seed-major: a partly finished sweep has every model at the first seeds
+        for entry in models:
+            name, model_over = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+            ov = {**model_over, **(overrides or {})}
             runs.append(Run(model=name, profile=profile, seed=seed, train=train, test=test, out=out, adabn=adabn,
                             device=device, data_root=data_root, overrides=ov))
     return runs
@@ -273,6 +275,14 @@ def execute(run: Run, notebook: str | os.PathLike = NOTEBOOK, run_dir: str | Non
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.with_name(f".{final.stem}.{os.getpid()}.running.ipynb")
     result = dict(label=run.label, run_dir=run_dir, notebook=str(final), status="done", error=None)
+    if run_dir is not None:
+        # The plan was made earlier: another sweep may have finished or taken this run since.
+        if (Path(run_dir) / "done").is_file():
+            return dict(result, status="skipped", seconds=time.time() - t0)
+        if _is_locked(Path(run_dir)):
+            return dict(result, status="locked", notebook=None, seconds=time.time() - t0,
+                        error=f"run {Path(run_dir).name} is being trained by another process")
+        _remove_dead_staging(final)
     try:
         pm.execute_notebook(str(notebook), str(staging), parameters=run.parameters(), kernel_name=KERNEL,
                             progress_bar=False, log_output=False, report_mode=False)
@@ -284,6 +294,10 @@ def execute(run: Run, notebook: str | os.PathLike = NOTEBOOK, run_dir: str | Non
         result.update(status="failed", error=f"{e.ename}: {e.evalue}")
     except Exception as e:  # noqa: BLE001 - kernel died, notebook missing...: recorded, the sweep goes on
         result.update(status="failed", error=f"{type(e).__name__}: {e}".strip())
+    if result["status"] == "done" and run_dir is not None and _finished_elsewhere(staging):
+        # another sweep finished this run between our check and train(): its notebook.ipynb is the record
+        staging.unlink(missing_ok=True)
+        return dict(result, status="skipped", seconds=time.time() - t0)
     if staging.exists():
         os.replace(staging, final)
     else:
@@ -292,6 +306,29 @@ def execute(run: Run, notebook: str | os.PathLike = NOTEBOOK, run_dir: str | Non
         result.update(status="failed", error=f"the notebook finished but {run_dir} has no done marker "
                                              "(train.run_dir_for disagrees with train)")
     return dict(result, seconds=time.time() - t0)
+
+
+def _finished_elsewhere(executed: Path) -> bool:
+    """True when the executed notebook shows train() finding the run already done (trained by another)."""
+    try:
+        import nbformat
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # noqa: BLE001 - no readable notebook: nothing to tell
+        return False
+    return any(o.get("output_type") == "stream" and "already done:" in o.get("text", "")
+               for c in nb.cells for o in c.get("outputs", []))
+
+
+def _remove_dead_staging(final: Path) -> None:
+    """Delete staging copies (`.notebook.<pid>.running.ipynb`) left by sweeps that were killed."""
+    for p in final.parent.glob(f".{final.stem}.*.running.ipynb"):
+        try:
+            pid = int(p.name.split(".")[2])
+            os.kill(pid, 0)  # raises when no such process
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError, OSError):
+            pass
 
 
 def _execute_safe(run: Run, notebook: str, run_dir: str | None) -> dict:
