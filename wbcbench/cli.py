@@ -49,6 +49,12 @@ def _cmd_train(a):
 
 def _cmd_eval(a):
     from .train import evaluate_all, load_model
+    if a.out:  # an unwritable --out fails now, not after the evaluation
+        from pathlib import Path
+        try:
+            Path(a.out).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WbcError(f"cannot write to --out {a.out}: {e.strerror or e}") from None
     net, cfg, dev = load_model(a.checkpoint, a.device)
     cfg = dict(cfg, test=[t for t in a.test.split(",") if t], adabn=a.adabn)
     res = evaluate_all(net, cfg, a.out, dev, a.data_root, a.quiet)

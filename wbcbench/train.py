@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import bn, rundir
-from .atomic import torch_save, write_csv, write_json
+from .atomic import remove_stale_temp, torch_save, write_csv, write_json
 from .classes import CLASSES, NUM_CLASSES
 from .errors import WbcError
 from .loader import BatchLoader, epoch_rng, mixup
@@ -192,6 +192,7 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
         raise WbcError(f"{run_dir} holds an unfinished run; add --resume to continue it "
                        f"(or delete the directory to start over)")
     from . import datasets
+    remove_stale_temp(run_dir)  # half-written files of a killed run (we hold the lock: nobody else writes)
     full = dict(config, device=str(dev), code=rundir.git_commit(), environment=rundir.environment(),
                 run_dir=str(run_dir), data_root=str(data_root) if data_root else None)
     write_json(run_dir / "config.json", full)
@@ -204,10 +205,33 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
         torch_save(model_path, {"state_dict": net.state_dict(), "wbc_config": net.wbc_config, "config": config})
         ckpt_path.unlink(missing_ok=True)
     else:
-        net.load_state_dict(torch.load(model_path, map_location=dev, weights_only=False)["state_dict"])
+        _load_into(net, _read_state(model_path, dev, ("state_dict",)), "state_dict", model_path, config)
     evaluate_all(net, config, run_dir, dev, data_root, quiet)
     rundir.mark_done(run_dir)
     return run_dir
+
+
+def _read_state(path: Path, dev, keys) -> dict:
+    """A checkpoint written by this trainer, or a WbcError naming the file. Files are renamed into place
+    only when complete, so a truncated or foreign file here was damaged or put there from outside: the
+    run stops rather than silently start over (delete the file to do that)."""
+    try:
+        state = torch.load(path, map_location=dev, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - zip/pickle errors of a damaged file have many types
+        raise WbcError(f"{path} is damaged and cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                       f"delete it to retrain this run") from None
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise WbcError(f"{path} is not a wbcbench checkpoint (no {', '.join(missing)}); delete it to retrain this run")
+    return state
+
+
+def _load_into(net, state, key, path, config) -> None:
+    try:
+        net.load_state_dict(state[key])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        why = " ".join(str(e).split())[:300] or type(e).__name__  # 'Missing key(s) ...' is on the 2nd line
+        raise WbcError(f"{path} does not fit model {config['model']}: {why}; delete it to retrain this run") from None
 
 
 def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
@@ -228,10 +252,14 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
     start, log = 0, []
     ckpt_path = run_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        state = _read_state(ckpt_path, dev, ("model", "optimizer", "scheduler", "epoch", "log"))
+        _load_into(net, state, "model", ckpt_path, config)
+        try:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise WbcError(f"checkpoint {ckpt_path} does not fit this run's optimiser ({e}); "
+                           f"delete it to restart the run from epoch 0") from None
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         start, log = state["epoch"], state["log"]
