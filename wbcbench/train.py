@@ -78,12 +78,16 @@ def _data(name, data_root, size, progress):
 
 
 def build_config(model, profile, seed, train, test, adabn, overrides, data_root) -> dict:
-    from . import datasets
+    """Everything that determines a run's result; WbcError for an unknown model, profile or dataset."""
+    from . import datasets, models
     hp = get_profile(profile, **overrides)
     train_ds = datasets.get_dataset(train, data_root)
     if not test:
         raise WbcError("no test set given; pass --test with dataset names or ImageFolder paths")
     test_manifests = {t: datasets.get_dataset(t, data_root).manifest_hash() for t in test}  # fail early
+    for k, v in models.get_spec(model).train_overrides.items():  # e.g. mixup for resnet50_gn_mixup
+        if overrides.get(k) is None:
+            hp[k] = v
     return {
         "model": model, "model_kwargs": {}, "profile": profile, "hparams": hp, "seed": int(seed),
         "train": train, "test": list(test), "adabn": bool(adabn),
@@ -154,13 +158,9 @@ def run_dir_for(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 
                 **overrides) -> Path:
     """The directory `train(...)` with the same arguments writes to, found without building the model
     (sweeps use it to skip finished or locked runs). WbcError for an unknown model, profile or dataset."""
-    from . import models
     if isinstance(test, str):
         test = [t for t in test.split(",") if t]
     config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
-    for k, v in models.get_spec(model).train_overrides.items():  # as train() applies wbc_config's
-        if overrides.get(k) is None:
-            config["hparams"][k] = v
     return Path(out) / rundir.run_name(config)
 
 
@@ -172,10 +172,7 @@ def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, tra
         test = [t for t in test.split(",") if t]
     dev = resolve_device(device)
     config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
-    net = _new_model(config, dev)  # also validates the model name before anything is written
-    for k, v in net.wbc_config.get("train_overrides", {}).items():
-        if overrides.get(k) is None:
-            config["hparams"][k] = v
+    net = _new_model(config, dev)
     run_dir = Path(out) / rundir.run_name(config)
     if rundir.is_done(run_dir):
         if not quiet:
