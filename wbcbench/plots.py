@@ -249,3 +249,55 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
                             alt.value("white"), alt.value("black")))
     return alt.layer(heat, text, data=df).properties(width=150, height=150).facet(
         facet=alt.Facet("test set:N", sort=list(confusions), title=None), columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The CPU study (notebooks/06_cpu_study)
+
+
+def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc:test"):
+    """Drop of `metric` from `source` to each shifted domain per model: mean over seeds with its Student-t
+    95% CI as error bars (from report.domain_drops); one panel per domain, a rule at zero."""
+    alt = _alt()
+    d = drops.copy()
+    labels = list(dict.fromkeys(d["label"]))
+    domains = list(dict.fromkeys(d["test_set"]))
+    base = alt.Chart().encode(y=alt.Y("label:N", sort=labels, title=None))
+    pts = base.mark_point(filled=True, size=50).encode(
+        x=alt.X("drop_mean:Q", title=f"{metric.replace('_', ' ')} drop from {source} (points of %)",
+                axis=alt.Axis(format="%")),
+        color=alt.Color("eval_mode:N", title="evaluation", sort=["standard", "adabn"]),
+        tooltip=["label", "test_set", alt.Tooltip("drop_mean:Q", format=".3f"),
+                 alt.Tooltip("drop_ci95:Q", format=".3f"), "seeds"])
+    bars = base.mark_rule().encode(x="drop_lo:Q", x2="drop_hi:Q",
+                                   color=alt.Color("eval_mode:N", sort=["standard", "adabn"]))
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x=alt.datum(0))
+    return alt.layer(bars, pts, zero, data=d).properties(width=170, height=18 * max(1, len(labels))).facet(
+        column=alt.Column("test_set:N", sort=domains, title=None)).properties(
+        title=f"{metric.replace('_', ' ').capitalize()} drop from {source}: mean ± 95% CI over seeds "
+              "(Student t; no bar = 1 seed)")
+
+
+def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
+    """Per-class recall averaged over seeds, model x class, one panel per shifted domain (from
+    report.recall_by_class). A class absent from a domain is a grey cell marked 'n/a'; the tooltip gives
+    each class's number of test images, since a recall over 1 or 3 images says little."""
+    alt = _alt()
+    from .classes import CLASSES
+    d = recall.copy()
+    d["text"] = [("n/a" if pd.isna(r) else f"{r:.2f}") for r in d["recall"]]
+    d["present"] = d["recall"].notna()
+    d["recall_fill"] = d["recall"].fillna(-1.0)
+    labels = list(dict.fromkeys(d["label"]))
+    base = alt.Chart().encode(x=alt.X("class:N", sort=list(CLASSES), title=None),
+                              y=alt.Y("label:N", sort=labels, title=None))
+    heat = base.mark_rect().encode(
+        color=alt.condition("datum.present", alt.Color("recall_fill:Q", title="recall",
+                                                       scale=alt.Scale(scheme="blues", domain=[0, 1])),
+                            alt.value("#dddddd")),
+        tooltip=["label", "test_set", "class", alt.Tooltip("recall:Q", format=".3f"), "seeds", "images"])
+    text = base.mark_text(fontSize=9).encode(
+        text="text:N", color=alt.condition("datum.recall_fill > 0.6", alt.value("white"), alt.value("black")))
+    return alt.layer(heat, text, data=d).properties(width=200, height=16 * max(1, len(labels))).facet(
+        facet=alt.Facet("test_set:N", sort=list(dict.fromkeys(d["test_set"])), title=None), columns=columns
+    ).properties(title="Per-class recall on the shifted domains (mean over seeds)")

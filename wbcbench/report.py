@@ -288,3 +288,416 @@ def normalisation_table(summary: pd.DataFrame, models=NORM_MODELS, metric: str =
     wide.insert(0, "normalisation", [MODELS[m].normalisation if m in MODELS else "?" for m in wide.index])
     base.insert(0, "normalisation", "")
     return pd.concat([wide, base])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The CPU study (notebooks/06_cpu_study): does batch normalisation break under domain shift?
+# Everything below reads finished runs from disk and works for any subset of the grid, including none.
+
+IN_DOMAIN = "pbc:test"
+SHIFTED_DOMAINS = ("lisc", "bccd", "jtsc", "cellavision")
+STUDY_METRICS = ("accuracy", "balanced_accuracy", "balanced_accuracy_min5")
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                "balanced_accuracy_min5": "balanced accuracy (classes with >= 5 images)"}
+
+#: The paper's claims as comparisons (a, eval mode of a, b, eval mode of b): each claim says a > b.
+STUDY_CLAIMS = (
+    ("a", "BN collapses under shift relative to the same ResNet-18 without BN statistics", [
+        ("resnet18_gn", "standard", "resnet18_bn", "standard"),
+        ("resnet18_ln", "standard", "resnet18_bn", "standard"),
+        ("resnet18_frozenbn", "standard", "resnet18_bn", "standard"),
+        ("resnet18_nonorm", "standard", "resnet18_bn", "standard"),
+        ("resnet18_in", "standard", "resnet18_bn", "standard")]),
+    ("b", "GroupNorm holds up better than BN", [("resnet18_gn", "standard", "resnet18_bn", "standard")]),
+    ("c", "frozen BN helps (EfficientNet-Lite0, ImageNet statistics frozen vs BN in train mode)", [
+        ("efficientnet_lite0_freezebn", "standard", "efficientnet_lite0", "standard")]),
+    ("d", "a ViT holds up better than the BN ResNet-18", [("vit_tiny", "standard", "resnet18_bn", "standard")]),
+    ("e", "AdaBN recovers accuracy of BN models", [
+        ("resnet18_bn", "adabn", "resnet18_bn", "standard"),
+        ("efficientnet_lite0", "adabn", "efficientnet_lite0", "standard")]),
+)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def row_label(model: str, eval_mode: str) -> str:
+    """'resnet18_bn' or 'resnet18_bn + AdaBN'."""
+    return model if eval_mode == "standard" else f"{model} + {'AdaBN' if eval_mode == 'adabn' else eval_mode}"
+
+
+def _model_order(models) -> list[str]:
+    from .sweep import CPU_MODELS
+    grid = [m if isinstance(m, str) else m[0] for m in CPU_MODELS]
+    vals = list(dict.fromkeys(models))
+    return sorted(vals, key=lambda m: (grid.index(m) if m in grid else len(grid), str(m)))
+
+
+def study_protocol(runs_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What was actually run, from the run configs on disk: (settings, seeds).
+    settings: one row per distinct training setting (profile hyper-parameters, train set, test sets, AdaBN)
+    with the models that used it; seeds: per model, the seeds finished (`done` marker) and unfinished."""
+    root = resolve_dir(runs_dir)
+    cfgs = []
+    for p in sorted(root.rglob("config.json")) if root.is_dir() else []:
+        cfg = _read_json(p)
+        if isinstance(cfg, dict):
+            cfgs.append((p.parent, cfg))
+    settings, seeds = {}, {}
+    for run, cfg in cfgs:
+        hp = dict(cfg.get("hparams") or {})
+        key = json.dumps({"profile": cfg.get("profile"), "train": cfg.get("train"), "test": cfg.get("test"),
+                          "adabn": cfg.get("adabn"), **hp}, sort_keys=True)
+        settings.setdefault(key, set()).add(cfg.get("model"))
+        s = seeds.setdefault(cfg.get("model"), {"done": set(), "unfinished": set()})
+        s["done" if (run / "done").is_file() else "unfinished"].add(cfg.get("seed"))
+    srows = []
+    for key, models in settings.items():
+        k = json.loads(key)
+        srows.append({"models": ", ".join(_model_order(models)), "profile": k.get("profile"),
+                      "train": k.get("train"),
+                      "train subset (images/class)": k.get("train_subset_per_class") or "all",
+                      "test": ", ".join(k.get("test") or []), "AdaBN": k.get("adabn"),
+                      "stored px": k.get("stored_size"), "crop px": k.get("crop_size"), "epochs": k.get("epochs"),
+                      "warm-up": k.get("warmup_epochs"), "lr": k.get("lr"), "weight decay": k.get("weight_decay"),
+                      "batch": k.get("batch_size"), "flips": "h+v" if k.get("hflip") and k.get("vflip") else
+                      ("h" if k.get("hflip") else ("v" if k.get("vflip") else "none")),
+                      "mixup": k.get("mixup_alpha"), "ImageNet-pretrained": k.get("pretrained")})
+    fmt = lambda s: ", ".join(str(x) for x in sorted(s)) or "–"  # noqa: E731
+    rrows = [{"model": m, "seeds finished": len(seeds[m]["done"]), "finished": fmt(seeds[m]["done"]),
+              "unfinished (running or interrupted)": fmt(seeds[m]["unfinished"] - seeds[m]["done"])}
+             for m in _model_order(seeds)]
+    return pd.DataFrame(srows), pd.DataFrame(rrows)
+
+
+def pilot_table(pilot_dir, test_set: str = "pbc:val") -> pd.DataFrame:
+    """The runs used to choose the cpu profile: one row per run directory, with its resolution, epochs,
+    training subset, accuracy on `test_set` and the training time summed over the epochs of log.csv
+    (wall-clock seconds as measured, on whatever else the machine was doing then)."""
+    root = resolve_dir(pilot_dir)
+    rows = []
+    for p in sorted(root.rglob("config.json")) if root.is_dir() else []:
+        run, cfg = p.parent, _read_json(p)
+        if not isinstance(cfg, dict):
+            continue
+        hp = cfg.get("hparams") or {}
+        m = _read_json(run / "eval" / test_set / "metrics.json") if (run / "done").is_file() else None
+        try:
+            log = pd.read_csv(run / "log.csv")
+            secs, epochs_logged = float(log["seconds"].sum()), int(len(log))
+        except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+            secs, epochs_logged = float("nan"), 0
+        rows.append({"model": cfg.get("model"), "crop px": hp.get("crop_size"), "stored px": hp.get("stored_size"),
+                     "epochs": hp.get("epochs"), "train subset (images/class)": hp.get("train_subset_per_class"),
+                     f"{test_set} accuracy": None if m is None else m.get("accuracy"),
+                     f"{test_set} balanced accuracy": None if m is None else m.get("balanced_accuracy"),
+                     "epochs logged": epochs_logged, "training seconds": secs,
+                     "status": "done" if m is not None else "unfinished", "run": run.name})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.sort_values(["crop px", "run"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def study_summary(df: pd.DataFrame, metrics=STUDY_METRICS) -> pd.DataFrame:
+    """One row per model x eval mode x test set: mean, Student-t 95% CI half-width and SEM over seeds of
+    each metric, the number of seeds, the majority baseline and a row label ('model + AdaBN')."""
+    from .collect import summarize
+    cols = ["label", "model", "eval_mode", "test_set", "seeds", "majority_baseline"] + \
+        [f"{m}_{s}" for m in metrics for s in ("mean", "ci95", "sem")]
+    if df is None or not len(df):
+        return pd.DataFrame(columns=cols)
+    s = summarize(df, metrics=tuple(metrics))
+    s["majority_baseline"] = s["test_set"].map(df.groupby("test_set")["majority_baseline"].first())
+    s["label"] = [row_label(m, e) for m, e in zip(s["model"], s["eval_mode"])]
+    morder = {m: i for i, m in enumerate(_model_order(s["model"]))}
+    torder = {t: i for i, t in enumerate(_ordered(s["test_set"]))}
+    s = s.assign(_m=s["model"].map(morder), _e=(s["eval_mode"] != "standard").astype(int),
+                 _t=s["test_set"].map(torder)).sort_values(["_m", "_e", "_t"])
+    return s.drop(columns=["_m", "_e", "_t"]).reset_index(drop=True)[cols]
+
+
+def fmt_ci_n(mean, ci, n, scale: float = 100.0, digits: int = 1) -> str:
+    """'mean ± ci' in percent; with one seed the interval is undefined: 'mean (1 seed, no CI)'."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)) or not n:
+        return "–"
+    if n == 1 or ci is None or (isinstance(ci, float) and math.isnan(ci)):
+        return f"{mean * scale:.{digits}f} ({int(n)} seed, no CI)"
+    return f"{mean * scale:.{digits}f} ± {ci * scale:.{digits}f}"
+
+
+def study_table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Wide table: rows = models (AdaBN rows right after their standard row), a `seeds` column, one column
+    per test domain with 'mean ± 95% CI' in %, and a last row with each domain's majority baseline."""
+    if summary is None or not len(summary):
+        return pd.DataFrame()
+    s = summary.copy()
+    s["cell"] = [fmt_ci_n(m, c, n) for m, c, n in zip(s[f"{metric}_mean"], s[f"{metric}_ci95"], s["seeds"])]
+    labels = list(dict.fromkeys(s["label"]))
+    wide = s.pivot_table(index="label", columns="test_set", values="cell", aggfunc="first", sort=False)
+    wide = wide[_ordered(wide.columns)].reindex(labels)
+    seeds = s.groupby("label")["seeds"].max()
+    wide.insert(0, "seeds", [int(seeds[lab]) for lab in wide.index])
+    base = s.groupby("test_set")["majority_baseline"].first()
+    wide.loc["majority baseline"] = ["–"] + [f"{base[t] * 100:.1f}" if t in base else "–" for t in wide.columns[1:]]
+    wide.index.name = "model"
+    wide.columns.name = None
+    return wide.fillna("–")
+
+
+def domain_drops(df: pd.DataFrame, metric: str = "accuracy", source: str = IN_DOMAIN,
+                 domains=SHIFTED_DOMAINS) -> pd.DataFrame:
+    """Per run and shifted domain, the drop `metric`(source) - `metric`(domain) in the same eval mode
+    (AdaBN rows: source also with AdaBN), then mean and Student-t 95% CI over seeds per model x domain."""
+    from .metrics import mean_ci
+    cols = ["label", "model", "eval_mode", "test_set", "drop_mean", "drop_ci95", "drop_lo", "drop_hi", "seeds"]
+    if df is None or not len(df):
+        return pd.DataFrame(columns=cols)
+    src = df[df["test_set"] == source].set_index(["run_dir", "eval_mode"])[metric]
+    rows = []
+    tgt = df[df["test_set"].isin(domains)]
+    per_run = []
+    for r in tgt.itertuples(index=False):
+        key = (r.run_dir, r.eval_mode)
+        if key in src.index and getattr(r, metric) is not None and not pd.isna(getattr(r, metric)):
+            per_run.append({"model": r.model, "eval_mode": r.eval_mode, "test_set": r.test_set, "seed": r.seed,
+                            "drop": float(src[key]) - float(getattr(r, metric))})
+    if not per_run:
+        return pd.DataFrame(columns=cols)
+    pr = pd.DataFrame(per_run)
+    for (m, e, t), g in pr.groupby(["model", "eval_mode", "test_set"], sort=False):
+        c = mean_ci(g["drop"].tolist())
+        half = 0.0 if math.isnan(c["ci95"]) else c["ci95"]
+        rows.append({"label": row_label(m, e), "model": m, "eval_mode": e, "test_set": t, "drop_mean": c["mean"],
+                     "drop_ci95": c["ci95"], "drop_lo": c["mean"] - half, "drop_hi": c["mean"] + half,
+                     "seeds": c["n"]})
+    out = pd.DataFrame(rows)
+    morder = {m: i for i, m in enumerate(_model_order(out["model"]))}
+    torder = {t: i for i, t in enumerate(domains)}
+    out = out.assign(_m=out["model"].map(morder), _e=(out["eval_mode"] != "standard").astype(int),
+                     _t=out["test_set"].map(torder)).sort_values(["_m", "_e", "_t"])
+    return out.drop(columns=["_m", "_e", "_t"]).reset_index(drop=True)[cols]
+
+
+def recall_by_class(df: pd.DataFrame, domains=SHIFTED_DOMAINS, eval_modes=("standard", "adabn")) -> pd.DataFrame:
+    """Long table: per model (x eval mode) x domain x class, the recall averaged over seeds and the number
+    of seeds; a class absent from a domain has no recall (NaN) and its test-image count is 0."""
+    cols = ["label", "model", "eval_mode", "test_set", "class", "recall", "seeds", "images"]
+    if df is None or not len(df):
+        return pd.DataFrame(columns=cols)
+    d = df[df["test_set"].isin(domains) & df["eval_mode"].isin(eval_modes)]
+    rows = []
+    for (m, e, t), g in d.groupby(["model", "eval_mode", "test_set"], sort=False):
+        counts = (_read_json(Path(g["eval_dir"].iloc[0]) / "metrics.json") or {}).get("class_counts", {})
+        for c in CLASSES:
+            v = pd.to_numeric(g[f"recall_{c}"], errors="coerce")
+            rows.append({"label": row_label(m, e), "model": m, "eval_mode": e, "test_set": t, "class": c,
+                         "recall": float(v.mean()) if v.notna().any() else float("nan"),
+                         "seeds": int(v.notna().sum()), "images": counts.get(c)})
+    out = pd.DataFrame(rows)
+    morder = {m: i for i, m in enumerate(_model_order(out["model"]))}
+    out = out.assign(_m=out["model"].map(morder), _e=(out["eval_mode"] != "standard").astype(int))
+    return out.sort_values(["_m", "_e"], kind="stable").drop(columns=["_m", "_e"]).reset_index(drop=True)[cols]
+
+
+def rank_models(summary: pd.DataFrame, metric: str = "balanced_accuracy", domains=SHIFTED_DOMAINS,
+                eval_mode: str = "standard") -> pd.DataFrame:
+    """Models ranked (best first) by the mean over `domains` of their per-domain mean `metric`; only models
+    with results on every one of `domains` are ranked."""
+    cols = ["model", f"mean {metric} over shifted domains", "domains", "seeds"]
+    if summary is None or not len(summary):
+        return pd.DataFrame(columns=cols)
+    s = summary[(summary["eval_mode"] == eval_mode) & summary["test_set"].isin(domains)]
+    rows = []
+    for m, g in s.groupby("model", sort=False):
+        if set(g["test_set"]) >= set(domains):
+            rows.append({"model": m, cols[1]: float(g[f"{metric}_mean"].mean()), "domains": len(g),
+                         "seeds": int(g["seeds"].min())})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(cols[1], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def summed_confusion(df: pd.DataFrame, model: str, test_set: str, eval_mode: str = "standard"):
+    """The confusion matrix (rows true, columns predicted) summed over the seeds of `model` on `test_set`,
+    read from each run's metrics.json; (matrix, seeds) or (None, 0) when there is none."""
+    if df is None or not len(df):
+        return None, 0
+    g = df[(df["model"] == model) & (df["test_set"] == test_set) & (df["eval_mode"] == eval_mode)]
+    total, n = None, 0
+    for d in g["eval_dir"]:
+        cm = (_read_json(Path(d) / "metrics.json") or {}).get("confusion")
+        if cm is None:
+            continue
+        cm = np.asarray(cm, dtype=np.int64)
+        total = cm if total is None else total + cm
+        n += 1
+    return total, n
+
+
+def _seed_values(df, model, eval_mode, test_set, metric) -> pd.Series:
+    g = df[(df["model"] == model) & (df["eval_mode"] == eval_mode) & (df["test_set"] == test_set)]
+    v = pd.to_numeric(g[metric], errors="coerce")
+    return pd.Series(v.to_numpy(dtype=float), index=g["seed"].to_numpy()).dropna().groupby(level=0).mean()
+
+
+def compare(df: pd.DataFrame, a: str, b: str, metric: str, test_set: str, mode_a: str = "standard",
+            mode_b: str = "standard", paired: str | bool = "auto", confidence: float = 0.95) -> dict:
+    """Difference of means (a - b) of `metric` on `test_set` over seeds, with its Student-t confidence interval.
+
+    Paired t on per-seed differences when `paired` is True, or when "auto" and a and b are the same model
+    (different eval modes: the same trained network, e.g. AdaBN vs standard) and share at least 2 seeds
+    (only the shared seeds are used); otherwise Welch's t (unequal variances, Welch-Satterthwaite degrees of
+    freedom). verdict: "holds" (interval above 0: a > b), "does not hold" (interval below 0),
+    "inconclusive (CI includes 0)", or "undetermined (...)" when a side has fewer than 2 seeds."""
+    from scipy import stats
+    va, vb = _seed_values(df, a, mode_a, test_set, metric), _seed_values(df, b, mode_b, test_set, metric)
+    out = {"a": row_label(a, mode_a), "b": row_label(b, mode_b), "metric": metric, "test_set": test_set,
+           "n_a": int(len(va)), "n_b": int(len(vb)), "n": 0, "test": None, "diff": float("nan"),
+           "ci95": float("nan"), "lo": float("nan"), "hi": float("nan"), "df": float("nan")}
+    shared = sorted(set(va.index) & set(vb.index))
+    use_paired = paired is True or (paired == "auto" and a == b and len(shared) >= 2)
+    q = 0.5 + confidence / 2
+    if use_paired:
+        d = va.loc[shared].to_numpy() - vb.loc[shared].to_numpy()
+        n = len(d)
+        out.update(test="paired t", n=n)
+        if n >= 1:
+            out["diff"] = float(d.mean())
+        if n >= 2:
+            se = float(d.std(ddof=1) / math.sqrt(n))
+            out["df"] = n - 1
+            out["ci95"] = float(stats.t.ppf(q, n - 1) * se)
+    else:
+        na, nb = len(va), len(vb)
+        out.update(test="Welch t", n=min(na, nb))
+        if na and nb:
+            out["diff"] = float(va.mean() - vb.mean())
+        if na >= 2 and nb >= 2:
+            sa, sb = float(va.var(ddof=1)) / na, float(vb.var(ddof=1)) / nb
+            se = math.sqrt(sa + sb)
+            if se > 0:
+                dof = (sa + sb) ** 2 / ((sa ** 2 / (na - 1) if sa else 0.0) + (sb ** 2 / (nb - 1) if sb else 0.0))
+                out["df"] = float(dof)
+                out["ci95"] = float(stats.t.ppf(q, dof) * se)
+            else:
+                out["df"], out["ci95"] = float(na + nb - 2), 0.0
+    if math.isnan(out["ci95"]):
+        if out["n_a"] == 0 or out["n_b"] == 0:
+            missing = [lab for lab, n in ((out["a"], out["n_a"]), (out["b"], out["n_b"])) if n == 0]
+            out["verdict"] = f"undetermined (no finished runs of {' and '.join(missing)} on {test_set})"
+        else:
+            out["verdict"] = "undetermined (a confidence interval needs at least 2 seeds on each side)"
+        return out
+    out["lo"], out["hi"] = out["diff"] - out["ci95"], out["diff"] + out["ci95"]
+    if out["lo"] > 0:
+        out["verdict"] = "holds"
+    elif out["hi"] < 0:
+        out["verdict"] = "does not hold"
+    else:
+        out["verdict"] = "inconclusive (CI includes 0)"
+    return out
+
+
+_EMPTY_RUNS = pd.DataFrame(columns=["model", "eval_mode", "test_set", "seed", *STUDY_METRICS])
+
+
+def verdicts(df: pd.DataFrame, metric: str = "balanced_accuracy", domains=SHIFTED_DOMAINS,
+             claims=STUDY_CLAIMS) -> pd.DataFrame:
+    """compare() for every comparison of every claim on every domain: one row each, with a sentence."""
+    runs = df if df is not None and len(df) else _EMPTY_RUNS
+    rows = []
+    for cid, text, pairs in claims:
+        for a, ma, b, mb in pairs:
+            for t in domains:
+                r = compare(runs, a, b, metric, t, ma, mb)
+                rows.append({"claim": cid, "statement": text, **r, "sentence": verdict_sentence(r, cid)})
+    return pd.DataFrame(rows)
+
+
+def verdict_sentence(r: dict, claim: str = "") -> str:
+    """A plain sentence for one comparison (differences in percentage points)."""
+    head = f"({claim}) " if claim else ""
+    what = f"{head}{r['a']} vs {r['b']} on {r['test_set']} ({METRIC_NAMES.get(r['metric'], r['metric'])})"
+    if r["verdict"].startswith("undetermined"):
+        extra = "" if math.isnan(r["diff"]) else f": difference {r['diff'] * 100:+.1f} pp without an interval"
+        return f"{what}: {r['verdict']}{extra} (seeds {r['n_a']}/{r['n_b']})."
+    return (f"{what}: {r['verdict']} — difference {r['diff'] * 100:+.1f} pp, 95% CI "
+            f"[{r['lo'] * 100:+.1f}, {r['hi'] * 100:+.1f}] ({r['test']}, seeds {r['n_a']}/{r['n_b']}"
+            f"{', ' + str(r['n']) + ' pairs' if r['test'] == 'paired t' else ''}).")
+
+
+def verdict_overview(v: pd.DataFrame) -> pd.DataFrame:
+    """Per claim: how many (comparison, domain) cells hold, do not hold, are inconclusive or undetermined."""
+    if v is None or not len(v):
+        return pd.DataFrame()
+    kind = v["verdict"].str.split(" ").str[0].replace({"does": "does not hold", "inconclusive": "inconclusive"})
+    t = pd.crosstab([v["claim"], v["statement"]], kind)
+    for c in ("holds", "does not hold", "inconclusive", "undetermined"):
+        if c not in t.columns:
+            t[c] = 0
+    return t[["holds", "does not hold", "inconclusive", "undetermined"]].reset_index()
+
+
+#: Our CPU-study counterpart of each of the paper's situations, for the orientation-only BCCD comparison.
+PAPER_COUNTERPARTS = (
+    ("BN, statistics updated in training", "resnet50", "efficientnet_lite0"),
+    ("BN, statistics updated in training", "vgg16_bn", "resnet18_bn"),
+    ("BN frozen at ImageNet statistics", "resnet50_freezebn", "efficientnet_lite0_freezebn"),
+    ("GroupNorm", "resnet50_gn", "resnet18_gn"),
+    ("no normalisation", "vgg16", "resnet18_nonorm"),
+    ("ViT (LayerNorm)", "vit_b_16", "vit_tiny"),
+)
+
+
+def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd") -> pd.DataFrame:
+    """The paper's accuracy on `test_set` (its Table 1, Raabin-trained, 224 px, ImageNet-pretrained) next to
+    our CPU-study counterpart (PBC-trained, 48 px, mostly from scratch): for orientation only."""
+    pub = load_published()
+    pub = pub[pub["test_set"] == test_set].set_index("model")
+    s = summary[(summary["test_set"] == test_set) & (summary["eval_mode"] == "standard")].set_index("model") \
+        if summary is not None and len(summary) else pd.DataFrame()
+    rows = []
+    for situation, theirs, ours in PAPER_COUNTERPARTS:
+        p = pub.loc[theirs] if theirs in pub.index else None
+        o = s.loc[ours] if ours in s.index else None
+        rows.append({
+            "normalisation": situation, "paper model": theirs,
+            f"paper {test_set} accuracy (%)": "–" if p is None else f"{p['accuracy_mean']:.2f} ± {p['accuracy_ci95']:.2f}",
+            "in paper's table": "–" if p is None else ("yes" if str(p["in_paper"]).lower() in ("yes", "true") else "no"),
+            "our model": ours,
+            f"our {test_set} accuracy (%)": "not run yet" if o is None else
+            fmt_ci_n(o["accuracy_mean"], o["accuracy_ci95"], o["seeds"]),
+            f"our {test_set} balanced accuracy (%)": "not run yet" if o is None else
+            fmt_ci_n(o["balanced_accuracy_mean"], o["balanced_accuracy_ci95"], o["seeds"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
+    """For every run directory under `runs_dir`: the CLI and papermill commands that redo it, rebuilt from
+    its config.json (profile settings that differ from the profile become overrides)."""
+    from .profiles import PROFILES
+    from .sweep import rerun_commands
+    root = resolve_dir(runs_dir)
+    out = out or str(runs_dir)
+    rows = []
+    for p in sorted(root.rglob("config.json")) if root.is_dir() else []:
+        cfg = _read_json(p)
+        if not isinstance(cfg, dict):
+            continue
+        base = PROFILES.get(cfg.get("profile"), {})
+        over = {k: v for k, v in (cfg.get("hparams") or {}).items() if k != "name" and base.get(k, v) != v}
+        cmds = rerun_commands(cfg.get("model"), cfg.get("profile"), cfg.get("seed"), cfg.get("train"),
+                              cfg.get("test") or [], out, data_root=None, adabn=bool(cfg.get("adabn")),
+                              overrides=over)
+        rows.append({"model": cfg.get("model"), "seed": cfg.get("seed"), "run": p.parent.name,
+                     "done": (p.parent / "done").is_file(), "cli": cmds["cli"], "papermill": cmds["papermill"]})
+    df = pd.DataFrame(rows, columns=["model", "seed", "run", "done", "cli", "papermill"])
+    if len(df):
+        morder = {m: i for i, m in enumerate(_model_order(df["model"]))}
+        df = df.assign(_m=df["model"].map(morder)).sort_values(["_m", "seed"]).drop(columns="_m").reset_index(drop=True)
+    return df
