@@ -264,14 +264,16 @@ def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc
     domains = list(dict.fromkeys(d["test_set"]))
     base = alt.Chart().encode(y=alt.Y("label:N", sort=labels, title=None))
     pts = base.mark_point(filled=True, size=50).encode(
-        x=alt.X("drop_mean:Q", title=f"{metric.replace('_', ' ')} drop from {source} (points of %)",
-                axis=alt.Axis(format="%")),
+        x=alt.X("drop_mean:Q", title="drop (percentage points)", axis=alt.Axis(format="~%"),
+                scale=alt.Scale(domain=[min(0.0, float(d["drop_lo"].min())), max(0.0, float(d["drop_hi"].max()))],
+                                nice=True)),
         color=alt.Color("eval_mode:N", title="evaluation", sort=["standard", "adabn"]),
         tooltip=["label", "test_set", alt.Tooltip("drop_mean:Q", format=".3f"),
                  alt.Tooltip("drop_ci95:Q", format=".3f"), "seeds"])
     bars = base.mark_rule().encode(x="drop_lo:Q", x2="drop_hi:Q",
                                    color=alt.Color("eval_mode:N", sort=["standard", "adabn"]))
-    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x=alt.datum(0))
+    d["zero"] = 0.0
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x="zero:Q")
     return alt.layer(bars, pts, zero, data=d).properties(width=170, height=18 * max(1, len(labels))).facet(
         column=alt.Column("test_set:N", sort=domains, title=None)).properties(
         title=f"{metric.replace('_', ' ').capitalize()} drop from {source}: mean ± 95% CI over seeds "
@@ -289,6 +291,8 @@ def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
     d["present"] = d["recall"].notna()
     d["recall_fill"] = d["recall"].fillna(-1.0)
     labels = list(dict.fromkeys(d["label"]))
+    from .report import _ordered
+    domains = _ordered(d["test_set"])
     base = alt.Chart().encode(x=alt.X("class:N", sort=list(CLASSES), title=None),
                               y=alt.Y("label:N", sort=labels, title=None))
     heat = base.mark_rect().encode(
@@ -299,5 +303,5 @@ def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
     text = base.mark_text(fontSize=9).encode(
         text="text:N", color=alt.condition("datum.recall_fill > 0.6", alt.value("white"), alt.value("black")))
     return alt.layer(heat, text, data=d).properties(width=200, height=16 * max(1, len(labels))).facet(
-        facet=alt.Facet("test_set:N", sort=list(dict.fromkeys(d["test_set"])), title=None), columns=columns
+        facet=alt.Facet("test_set:N", sort=domains, title=None), columns=columns
     ).properties(title="Per-class recall on the shifted domains (mean over seeds)")

@@ -701,3 +701,24 @@ def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
         morder = {m: i for i, m in enumerate(_model_order(df["model"]))}
         df = df.assign(_m=df["model"].map(morder)).sort_values(["_m", "seed"]).drop(columns="_m").reset_index(drop=True)
     return df
+
+
+def domain_class_counts(df: pd.DataFrame, domains=(IN_DOMAIN, *SHIFTED_DOMAINS)) -> pd.DataFrame:
+    """Test images per class in each test domain, as recorded in the runs' metrics.json (one run each)."""
+    if df is None or not len(df):
+        return pd.DataFrame()
+    rows = []
+    for t in _ordered([t for t in df["test_set"].unique() if t in domains]):
+        counts = (_read_json(Path(df[df["test_set"] == t]["eval_dir"].iloc[0]) / "metrics.json") or {}) \
+            .get("class_counts") or {}
+        rows.append({"test set": t, **{c: counts.get(c) for c in CLASSES},
+                     "classes with < 5 images": ", ".join(c for c in CLASSES if (counts.get(c) or 0) < 5) or "none"})
+    return pd.DataFrame(rows)
+
+
+def grid_size(grid: str = "cpu-study") -> dict:
+    """Models, seeds and number of runs of a named sweep grid (wbcbench.sweep.GRIDS)."""
+    from .sweep import GRIDS
+    g = GRIDS[grid]
+    models = [m if isinstance(m, str) else m[0] for m in g["models"]]
+    return {"models": models, "seeds": list(g["seeds"]), "runs": len(models) * len(g["seeds"])}
