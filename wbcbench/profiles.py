@@ -13,9 +13,9 @@ PROFILES: dict[str, dict] = {
     "paper": dict(epochs=100, warmup_epochs=10, lr=1e-4, weight_decay=5e-3, batch_size=128,
                   stored_size=256, crop_size=224, hflip=True, vflip=True, mixup_alpha=0.0,
                   train_subset_per_class=None, eval_batch_size=256, pretrained=True),
-    # CPU study: ResNet-18 from scratch on 2 CPU cores. Chosen on pbc:val only, before the grid (book/methods):
-    # 6 epochs on 200 images per class at crops of 32/48/64 px gave pbc:val accuracy 0.872/0.929/(see
-    # results/cpu-pilot); 48 px is the smallest that is close to the best, and keeps one run under 3 min.
+    # CPU study: ResNet-18 from scratch on 2 CPU cores. Chosen on pbc:val only, before the grid (results/cpu-pilot,
+    # shown in the book): 6 epochs on 200 images per class at crops of 32/48/64 px gave pbc:val accuracy
+    # 0.872/0.929/0.927, so 48 px: as accurate as 64 px at about half the compute.
     "cpu": dict(epochs=6, warmup_epochs=1, lr=1e-3, weight_decay=5e-3, batch_size=64,
                 stored_size=56, crop_size=48, hflip=True, vflip=True, mixup_alpha=0.0,
                 train_subset_per_class=200, eval_batch_size=256, pretrained=False),
