@@ -63,8 +63,8 @@ grid = report.grid_size("cpu-study")
 have_runs = len(runs) > 0
 n_done = runs["run_dir"].nunique() if have_runs else 0
 Markdown(f"**{n_done} of the grid's {grid['runs']} runs have finished** ({len(grid['models'])} models x "
-         f"{len(grid['seeds'])} seeds) in `{runs_dir}`; {len(skipped)} run folders are unfinished or "
-         "unreadable and are not counted." if have_runs else
+         f"{len(grid['seeds'])} seeds) in `{runs_dir}`; unfinished or unreadable run folders, not counted: "
+         f"{len(skipped)}." if have_runs else
          f"**No finished runs in `{runs_dir}` yet.** Start the grid (section 8) and re-run this notebook; "
          "the tables and figures below stay empty until then, and every verdict reads *undetermined*.")
 
@@ -103,7 +103,7 @@ if len(pilot):
     done = pilot[pilot["status"] == "done"]
     assert done["pbc:val accuracy"].between(0, 1).all()
 if len(settings):
-    assert seeds["seeds finished"].sum() == n_done
+    assert seeds["seeds finished"].sum() <= n_done  # two finished settings of one model and seed count once
     assert set(settings["train"]) == {"pbc:train"}, "the study trains on pbc:train only"
 
 # %% [markdown]
@@ -124,18 +124,25 @@ if len(settings):
 # %%
 Markdown(report.to_markdown(report.domain_class_counts(runs)) if have_runs else "_no runs yet_")
 
+# %% [markdown]
+# ### Accuracy (%), mean ± 95% CI (Student t) over seeds
+
 # %%
 summary = report.study_summary(runs)
 tables = {m: report.study_table(summary, m) for m in report.STUDY_METRICS}
-Markdown("### Accuracy (%)\n\n" + (report.to_markdown(tables["accuracy"], index=True) if have_runs else "_no runs yet_"))
+Markdown(report.to_markdown(tables["accuracy"], index=True) if have_runs else "_no runs yet_")
+
+# %% [markdown]
+# ### Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
 
 # %%
-Markdown("### Balanced accuracy (%)\n\n" +
-         (report.to_markdown(tables["balanced_accuracy"], index=True) if have_runs else "_no runs yet_"))
+Markdown(report.to_markdown(tables["balanced_accuracy"], index=True) if have_runs else "_no runs yet_")
+
+# %% [markdown]
+# ### Balanced accuracy over the classes with at least 5 test images (%), mean ± 95% CI (Student t)
 
 # %%
-Markdown("### Balanced accuracy over classes with >= 5 test images (%)\n\n" +
-         (report.to_markdown(tables["balanced_accuracy_min5"], index=True) if have_runs else "_no runs yet_"))
+Markdown(report.to_markdown(tables["balanced_accuracy_min5"], index=True) if have_runs else "_no runs yet_")
 
 # %%
 if have_runs:
@@ -234,7 +241,8 @@ if confusions:
 # %%
 verdict = report.verdicts(runs, "balanced_accuracy")
 overview = report.verdict_overview(verdict)
-Markdown("### Per claim: number of (comparison, domain) cells\n\n" + report.to_markdown(overview))
+Markdown("**Per claim, the number of (comparison, domain) cells with each verdict:**\n\n" +
+         report.to_markdown(overview))
 
 # %%
 lines = []

@@ -624,7 +624,7 @@ def verdict_sentence(r: dict, claim: str = "") -> str:
     what = f"{head}{r['a']} vs {r['b']} on {r['test_set']} ({METRIC_NAMES.get(r['metric'], r['metric'])})"
     if r["verdict"].startswith("undetermined"):
         extra = "" if math.isnan(r["diff"]) else f": difference {r['diff'] * 100:+.1f} pp without an interval"
-        return f"{what}: {r['verdict']}{extra} (seeds {r['n_a']}/{r['n_b']})."
+        return f"{what}: {r['verdict']}{extra}; seeds {r['n_a']}/{r['n_b']}."
     return (f"{what}: {r['verdict']} — difference {r['diff'] * 100:+.1f} pp, 95% CI "
             f"[{r['lo'] * 100:+.1f}, {r['hi'] * 100:+.1f}] ({r['test']}, seeds {r['n_a']}/{r['n_b']}"
             f"{', ' + str(r['n']) + ' pairs' if r['test'] == 'paired t' else ''}).")
