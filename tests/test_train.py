@@ -128,3 +128,25 @@ def test_unknown_device_is_refused():
     from wbcbench.train import resolve_device
     with pytest.raises(WbcError, match="device"):
         resolve_device("tpu")
+
+
+def test_weights_file_starts_the_model_and_is_recorded(data_root, tmp_path):
+    """--weights is the offline stand-in for --pretrained: the file's tensors start the model and its
+    content hash is part of the run's identity."""
+    import torch
+    from wbcbench.models import create_model
+    from wbcbench.rundir import run_name
+    from wbcbench.train import _new_model, build_config
+    torch.manual_seed(123)
+    src = create_model("resnet18_bn", pretrained=False)
+    path = tmp_path / "init.pth"
+    torch.save(src.state_dict(), path)
+    cfg = build_config("resnet18_bn", "smoke", 0, "cellavision", ["cellavision"], False, {}, None, weights=path)
+    assert cfg["model_kwargs"]["weights_sha256"] and cfg["model_kwargs"]["weights"] == str(path.resolve())
+    net = _new_model(cfg, torch.device("cpu"))
+    assert torch.equal(net.state_dict()["conv1.weight"], src.state_dict()["conv1.weight"])
+    plain = build_config("resnet18_bn", "smoke", 0, "cellavision", ["cellavision"], False, {}, None)
+    assert run_name(plain) != run_name(cfg)
+    with pytest.raises(WbcError, match="nowhere.pth"):
+        build_config("resnet18_bn", "smoke", 0, "cellavision", ["cellavision"], False, {}, None,
+                     weights=tmp_path / "nowhere.pth")

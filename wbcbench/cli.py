@@ -41,7 +41,7 @@ def _overrides(a) -> dict:
 def _cmd_train(a):
     from .train import train
     run = train(model=a.model, profile=a.profile, seed=a.seed, train=a.train, test=a.test, out=a.out,
-                device=a.device, resume=a.resume, data_root=a.data_root, quiet=a.quiet, adabn=a.adabn,
+                device=a.device, resume=a.resume, data_root=a.data_root, quiet=a.quiet, adabn=a.adabn, weights=a.weights,
                 **_overrides(a))
     print(run)
     return 0
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("stored-size", int), ("crop-size", int),
                       ("mixup-alpha", float), ("train-subset-per-class", int)):
         t.add_argument(f"--{name}", type=typ, default=None, help="override the profile")
+    t.add_argument("--weights", default=None, help="a local ImageNet state-dict file (offline stand-in for --pretrained)")
     t.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                    help="start from ImageNet weights (default: the profile's choice)")
     t.set_defaults(func=_cmd_train)

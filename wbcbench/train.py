@@ -77,7 +77,18 @@ def _data(name, data_root, size, progress):
     return ds, cache.load_images(ds, size, progress=progress)
 
 
-def build_config(model, profile, seed, train, test, adabn, overrides, data_root) -> dict:
+def _weights_kwargs(weights) -> dict:
+    """A local ImageNet weights file (offline stand-in for the hub download), identified by content."""
+    if weights is None:
+        return {}
+    import hashlib
+    path = Path(weights).expanduser().resolve()
+    if not path.is_file():
+        raise WbcError(f"weights file {weights} not found")
+    return {"weights": str(path), "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights=None) -> dict:
     """Everything that determines a run's result; WbcError for an unknown model, profile or dataset."""
     from . import datasets, models
     hp = get_profile(profile, **overrides)
@@ -89,7 +100,7 @@ def build_config(model, profile, seed, train, test, adabn, overrides, data_root)
         if overrides.get(k) is None:
             hp[k] = v
     return {
-        "model": model, "model_kwargs": {}, "profile": profile, "hparams": hp, "seed": int(seed),
+        "model": model, "model_kwargs": _weights_kwargs(weights), "profile": profile, "hparams": hp, "seed": int(seed),
         "train": train, "test": list(test), "adabn": bool(adabn),
         "train_manifest": train_ds.manifest_hash(), "test_manifests": test_manifests,
     }
@@ -148,8 +159,8 @@ def _new_model(config, device):
     from . import models
     hp = config["hparams"]
     torch.manual_seed(config["seed"])
-    net = models.create_model(config["model"], num_classes=NUM_CLASSES, pretrained=hp.get("pretrained", False),
-                              **config.get("model_kwargs", {}))
+    kw = {k: v for k, v in config.get("model_kwargs", {}).items() if k != "weights_sha256"}
+    net = models.create_model(config["model"], num_classes=NUM_CLASSES, pretrained=hp.get("pretrained", False), **kw)
     return net.to(device).to(memory_format=torch.channels_last)
 
 
@@ -166,12 +177,13 @@ def run_dir_for(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 
 
 def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
           test=("pbc:test",), out: str | os.PathLike = "runs", device: str | None = None, resume: bool = False,
-          data_root=None, quiet: bool = False, adabn: bool = False, **overrides) -> Path:
-    """Train and evaluate one run; returns its directory. A finished run is not retrained."""
+          data_root=None, quiet: bool = False, adabn: bool = False, weights=None, **overrides) -> Path:
+    """Train and evaluate one run; returns its directory. A finished run is not retrained.
+    `weights`: a local state-dict file to start from instead of downloading ImageNet weights."""
     if isinstance(test, str):
         test = [t for t in test.split(",") if t]
     dev = resolve_device(device)
-    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
+    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights)
     net = _new_model(config, dev)
     run_dir = Path(out) / rundir.run_name(config)
     if rundir.is_done(run_dir):
@@ -319,7 +331,8 @@ def load_model(checkpoint: str | os.PathLike, device=None):
         cfg, sd = state["config"], state["state_dict"]
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's culprit
         raise WbcError(f"{path} is not a wbcbench model file ({type(e).__name__}: {e})") from None
-    net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, **cfg.get("model_kwargs", {}))
+    kw = {k: v for k, v in cfg.get("model_kwargs", {}).items() if k not in ("weights", "weights_sha256")}
+    net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, pretrained=False, **kw)  # weights: below
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:
