@@ -11,6 +11,7 @@ from PIL import Image
 from wbcbench import cache as C
 from wbcbench import datasets as D
 from wbcbench.errors import WbcError
+from realdata import image_folder, real_files
 
 
 @pytest.fixture
@@ -18,18 +19,6 @@ def fresh_cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("WBCBENCH_CACHE", str(d))
     return d
-
-
-def _folder(root: Path, layout: dict[str, list[Path]]) -> Path:
-    for cls, files in layout.items():
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            (root / cls / f.name).symlink_to(f)
-    return root
-
-
-def _real(data_root: Path, name: str, cls: str, k: int) -> list[Path]:
-    return sorted((data_root / name / cls).iterdir())[:k]
 
 
 def _no_decode(*a, **k):
@@ -61,10 +50,10 @@ def test_parallel_build_matches_serial(fresh_cache, data_root):
 
 
 def test_invalidated_when_manifest_changes(fresh_cache, tmp_path, data_root):
-    root = _folder(tmp_path / "mine", {"Eosinophil": _real(data_root, "bccd", "Eosinophil", 3)})
+    root = image_folder(tmp_path / "mine", {"Eosinophil": real_files(data_root, "bccd", "Eosinophil", 3)})
     a = C.load_images(D.get_dataset(str(root)), 32)
     old = C.cache_path(D.get_dataset(str(root)), 32)
-    extra = _real(data_root, "bccd", "Monocyte", 1)[0]
+    extra = real_files(data_root, "bccd", "Monocyte", 1)[0]
     (root / "Monocyte").mkdir()
     (root / "Monocyte" / extra.name).symlink_to(extra)
     ds2 = D.get_dataset(str(root))
@@ -95,7 +84,7 @@ def test_killed_build_leaves_no_valid_cache(fresh_cache, tmp_path, data_root, mo
 
 
 def test_centre_crop_of_shorter_side(tmp_path, data_root):
-    src = Image.open(_real(data_root, "lisc", "Monocyte", 1)[0]).convert("RGB").resize((200, 200))
+    src = Image.open(real_files(data_root, "lisc", "Monocyte", 1)[0]).convert("RGB").resize((200, 200))
     wide = Image.new("RGB", (400, 200), (0, 0, 0))  # black margins left and right of a real cell
     wide.paste(src, (100, 0))
     wide.save(tmp_path / "wide.png")
@@ -108,7 +97,7 @@ def test_centre_crop_of_shorter_side(tmp_path, data_root):
 
 
 def test_colour_modes_become_rgb(tmp_path, data_root):
-    rgb = Image.open(_real(data_root, "bccd", "Lymphocyte", 1)[0]).convert("RGB")
+    rgb = Image.open(real_files(data_root, "bccd", "Lymphocyte", 1)[0]).convert("RGB")
     grey = rgb.convert("L")
     ref_grey = C.decode(_save(grey, tmp_path / "l.png"), 32)
     assert np.array_equal(ref_grey[..., 0], ref_grey[..., 1]) and np.array_equal(ref_grey[..., 1], ref_grey[..., 2])
@@ -144,8 +133,8 @@ def _save(img: Image.Image, path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["truncated", "empty", "not-an-image"])
 def test_bad_files_fail_naming_the_file(fresh_cache, tmp_path, data_root, kind):
-    good = _real(data_root, "bccd", "Neutrophil", 2)
-    root = _folder(tmp_path / "f", {"Neutrophil": good})
+    good = real_files(data_root, "bccd", "Neutrophil", 2)
+    root = image_folder(tmp_path / "f", {"Neutrophil": good})
     bad = root / "Neutrophil" / f"bad-{kind}.jpg"
     if kind == "truncated":
         data = good[0].read_bytes()
@@ -162,7 +151,7 @@ def test_bad_files_fail_naming_the_file(fresh_cache, tmp_path, data_root, kind):
 
 def test_too_large_image_is_an_error(tmp_path, data_root, monkeypatch):
     f = tmp_path / "big.jpg"
-    shutil.copy(_real(data_root, "pbc", "Monocyte", 1)[0], f)
+    shutil.copy(real_files(data_root, "pbc", "Monocyte", 1)[0], f)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 360x363 is now 'too large'
     with pytest.raises(WbcError, match="big.jpg is too large"):
         C.decode(f, 32)
@@ -174,8 +163,8 @@ def test_bad_size(data_root):
 
 
 def test_bad_file_reported_from_worker_process(fresh_cache, tmp_path, data_root):
-    root = _folder(tmp_path / "f", {"Basophil": _real(data_root, "pbc", "Basophil", C._SERIAL_BELOW)})
-    data = _real(data_root, "pbc", "Basophil", 1)[0].read_bytes()
+    root = image_folder(tmp_path / "f", {"Basophil": real_files(data_root, "pbc", "Basophil", C._SERIAL_BELOW)})
+    data = real_files(data_root, "pbc", "Basophil", 1)[0].read_bytes()
     (root / "Basophil" / "zz-cut.jpg").write_bytes(data[:2000])
     ds = D.get_dataset(str(root))
     with pytest.raises(WbcError, match="zz-cut.jpg"):

@@ -11,23 +11,9 @@ import pytest
 from wbcbench import datasets as D
 from wbcbench.classes import CLASSES
 from wbcbench.errors import WbcError
+from realdata import image_folder, real_files
 
 BUNDLED = ("pbc", "pbc:train", "pbc:val", "pbc:test", "lisc", "bccd", "jtsc", "cellavision")
-
-
-def _real(data_root: Path, name: str, cls: str, k: int) -> list[Path]:
-    files = sorted((data_root / name / cls).iterdir())
-    assert len(files) >= k, f"{name}/{cls} has fewer than {k} files"
-    return files[:k]
-
-
-def _folder(root: Path, layout: dict[str, list[Path]]) -> Path:
-    """An ImageFolder of symlinks to real images (never copies into the repo)."""
-    for cls, files in layout.items():
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            (root / cls / f.name).symlink_to(f)
-    return root
 
 
 def test_registry_names_and_metadata():
@@ -86,9 +72,9 @@ def test_labels_follow_canonical_class_index(data_root):
 
 
 def test_image_folder_path_with_missing_classes(tmp_path, data_root):
-    root = _folder(tmp_path / "mine", {
-        "neutrophils": _real(data_root, "bccd", "Neutrophil", 4),
-        "LYMPHOCYTE": _real(data_root, "bccd", "Lymphocyte", 2),
+    root = image_folder(tmp_path / "mine", {
+        "neutrophils": real_files(data_root, "bccd", "Neutrophil", 4),
+        "LYMPHOCYTE": real_files(data_root, "bccd", "Lymphocyte", 2),
     })
     (root / "README.txt").write_text("not a class folder; ignored")
     (root / "neutrophils" / "notes.txt").write_text("not an image; ignored")
@@ -109,7 +95,7 @@ def _raabin_root(tmp_path: Path, data_root: Path, top: str = "raabin") -> Path:
     root = tmp_path / "root"
     for split, k, classes in (("Train", 3, CLASSES), ("TestA", 2, CLASSES),
                               ("TestB", 2, ("Eosinophil", "Lymphocyte", "Neutrophil"))):
-        _folder(root / top / split, {c: _real(data_root, "pbc", c, k) for c in classes})
+        image_folder(root / top / split, {c: real_files(data_root, "pbc", c, k) for c in classes})
     return root
 
 
@@ -135,7 +121,7 @@ def test_raabin_shaped_folder_loads(tmp_path, data_root):
 def test_paper_layout_aliases(tmp_path, data_root):
     root = _raabin_root(tmp_path, data_root, top="RaabinWBC")
     assert len(D.get_dataset("raabin:testA", root)) == 10
-    _folder(root / "LISCCropped", {"Basophil": _real(data_root, "lisc", "Basophil", 2)})
+    image_folder(root / "LISCCropped", {"Basophil": real_files(data_root, "lisc", "Basophil", 2)})
     assert D.get_dataset("lisc-paper", root).class_counts()["Basophil"] == 2
 
 
@@ -143,7 +129,7 @@ def test_verify_names_bad_files(tmp_path, data_root):
     report = D.verify("jtsc", data_root)
     assert report["ok"] and report["checked_md5"] == 300 and report["bad_files"] == []
     # a manifest dataset whose file no longer matches its md5, and an unmanifested truncated JPEG
-    src = _real(data_root, "bccd", "Eosinophil", 2)
+    src = real_files(data_root, "bccd", "Eosinophil", 2)
     d = tmp_path / "tampered"
     (d / "Eosinophil").mkdir(parents=True)
     shutil.copy(src[0], d / "Eosinophil" / "a.jpg")
@@ -165,10 +151,10 @@ def test_verify_names_bad_files(tmp_path, data_root):
 
 
 def test_manifest_hash_tracks_changes(tmp_path, data_root):
-    root = _folder(tmp_path / "f", {"Monocyte": _real(data_root, "bccd", "Monocyte", 3)})
+    root = image_folder(tmp_path / "f", {"Monocyte": real_files(data_root, "bccd", "Monocyte", 3)})
     h1 = D.get_dataset(str(root)).manifest_hash()
     assert D.get_dataset(str(root)).manifest_hash() == h1
-    (root / "Monocyte" / "extra.jpg").symlink_to(_real(data_root, "bccd", "Monocyte", 4)[-1])
+    (root / "Monocyte" / "extra.jpg").symlink_to(real_files(data_root, "bccd", "Monocyte", 4)[-1])
     ds2 = D.get_dataset(str(root))
     assert len(ds2) == 4 and ds2.manifest_hash() != h1
     assert ds2.subset([0, 1]).manifest_hash() != ds2.manifest_hash()
@@ -211,9 +197,9 @@ def test_list_datasets_columns(data_root):
 # --- bad input: one WbcError naming the culprit ----------------------------------------------------------
 
 
-def test_unknown_class_folder(tmp_path, data_root):
-    root = _folder(tmp_path / "f", {"Neutrophil": _real(data_root, "bccd", "Neutrophil", 1),
-                                    "Platelet": _real(data_root, "bccd", "Monocyte", 1)})
+def test_unknown_classimage_folder(tmp_path, data_root):
+    root = image_folder(tmp_path / "f", {"Neutrophil": real_files(data_root, "bccd", "Neutrophil", 1),
+                                    "Platelet": real_files(data_root, "bccd", "Monocyte", 1)})
     with pytest.raises(WbcError, match="'Platelet'"):
         D.get_dataset(str(root))
 
@@ -269,7 +255,7 @@ def test_manifest_naming_missing_file(tmp_path, data_root):
 
 
 def test_symlink_loop(tmp_path, data_root):
-    root = _folder(tmp_path / "f", {"Neutrophil": _real(data_root, "bccd", "Neutrophil", 1)})
+    root = image_folder(tmp_path / "f", {"Neutrophil": real_files(data_root, "bccd", "Neutrophil", 1)})
     (root / "Neutrophil" / "again").symlink_to(root)
     with pytest.raises(WbcError, match="symlink loop.*again"):
         D.get_dataset(str(root))
