@@ -13,7 +13,12 @@ bookkeeping; AMP on CUDA), so the ratios measure the input pipeline and nothing 
 interleaved in rounds (limit, wbcbench, reference, limit, ...) so that a change in machine load hits all
 three alike; each number is the median over rounds. The first batch of every run (optimiser state, worker
 start-up, kernel selection) is excluded from the timing window; the window covers fetching and training
-the remaining batches.
+the remaining batches. Beside images/s, each method reports the share of the window the training loop spent
+waiting for its next batch (a stall, plus the host-side work done in the loop's own thread): unlike the
+ratio of two timings on a shared machine, it is measured within one run and is barely affected by load. And
+each pipeline's CPU cost per image, measured alone on one thread (decode/resize/crop/flip/normalise; crop,
+flips and, on a CPU, normalisation for wbcbench): on a machine whose cores the model already fills, that is
+the time it takes from the model, to compare with the model's own milliseconds per image.
 
 Also measured: the loader alone at 224 px (host side: cache read + crop + flips into uint8 batches, what
 feeds a GPU; and on the CPU including normalisation to float), the time and disk size of the cache for all
@@ -47,7 +52,7 @@ from wbcbench.profiles import get_profile
 
 SECTIONS = ("cache", "loader", "train", "rss")
 COLUMNS = ["section", "measurement", "model", "stored_px", "crop_px", "batch_size", "images", "images_per_s",
-           "value", "unit", "ratio", "target", "met", "device", "cores", "torch_threads", "torch",
+           "input_wait_pct", "input_cpu_ms_per_image", "value", "unit", "ratio", "target", "met", "device", "cores", "torch_threads", "torch",
            "load_avg_1min"]
 
 
@@ -74,6 +79,7 @@ class Timed:
     def __init__(self, source, n: int, warm: int, dev):
         self.source, self.n, self.warm, self.dev = source, n, warm, dev
         self.seconds = None
+        self.wait = 0.0  # of which the training loop waited for the next batch (stall + host-side work)
 
     def __len__(self):
         return self.n
@@ -89,7 +95,11 @@ class Timed:
                 if i == self.warm:
                     sync(self.dev)
                     t0 = time.perf_counter()
-                yield next(it)
+                tw = time.perf_counter()
+                b = next(it)
+                if i >= self.warm:
+                    self.wait += time.perf_counter() - tw
+                yield b
             sync(self.dev)  # _fit reads loss.item() every step, so this is already synchronised
             self.seconds = time.perf_counter() - t0
         finally:
@@ -174,6 +184,7 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
         return factory
 
     speeds = {k: [] for k in ("limit", "wbcbench", "reference")}
+    waits = {k: [] for k in speeds}
     loads = []
     with tempfile.TemporaryDirectory(prefix="wbcbench-bench-") as tmp:
         for r in range(rounds):
@@ -189,20 +200,46 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
                     train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True)
                 ips = n_batches * bs / made[0].seconds
                 speeds[kind].append(ips)
-                print(f"  round {r + 1}/{rounds} {kind:>9}: {ips:8.1f} img/s  (load {load():.2f})", flush=True)
+                waits[kind].append(made[0].wait / made[0].seconds)
+                print(f"  round {r + 1}/{rounds} {kind:>9}: {ips:8.1f} img/s, waiting for input "
+                      f"{100 * waits[kind][-1]:4.1f}% of the time  (load {load():.2f})", flush=True)
                 (Path(tmp) / train.CHECKPOINT).unlink(missing_ok=True)
+    # CPU cost of each input pipeline per image, measured alone on one thread (process CPU time, so it hardly
+    # depends on the load): what it takes away from the model on a machine whose cores the model already fills
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        probe = BatchLoader(images, ds.labels, idx, crop=crop, batch_size=bs, mean=mean, std=std, device=dev,
+                            train=True, hflip=hp["hflip"], vflip=hp["vflip"], seed=1)
+        t, count = time.process_time(), 0
+        for x, _, _ in probe.host_batches():
+            if dev.type == "cpu":  # on a GPU the normalisation runs there, not on the host
+                probe.normalize(x)
+            count += len(x)
+        cpu_ms = {"limit": 0.0, "wbcbench": 1e3 * (time.process_time() - t) / count}
+        folder, m = ref_dl.dataset, min(len(ref_dl.dataset), 4 * bs, 256)
+        t = time.process_time()
+        for k in range(m):
+            folder[k]
+        cpu_ms["reference"] = 1e3 * (time.process_time() - t) / m
+    finally:
+        torch.set_num_threads(threads)
     med = {k: statistics.median(v) for k, v in speeds.items()}
+    wait = {k: 100 * sum(v) / len(v) for k, v in waits.items()}
     target = 1.05 if crop >= 200 else 1.10
     common = dict(section="train", model=model_name, stored_px=stored, crop_px=crop, batch_size=bs,
                   images=n_batches * bs * rounds, load_avg_1min=round(float(np.mean(loads)), 2))
     r21 = med["limit"] / med["wbcbench"]   # epoch-time ratio wbcbench / limit
     r32 = med["wbcbench"] / med["reference"]  # epoch-time ratio reference / wbcbench
     return [
-        dict(common, measurement="1 limit (tensors in memory)", images_per_s=med["limit"], ratio=1.0),
+        dict(common, measurement="1 limit (tensors in memory)", images_per_s=med["limit"], ratio=1.0,
+             input_wait_pct=wait["limit"], input_cpu_ms_per_image=0.0),
         dict(common, measurement="2 wbcbench trainer", images_per_s=med["wbcbench"], ratio=r21,
-             unit="time 2/1", target=f"<= {target:.2f}", met=bool(r21 <= target)),
+             unit="time 2/1", target=f"<= {target:.2f}", met=bool(r21 <= target), input_wait_pct=wait["wbcbench"],
+             input_cpu_ms_per_image=cpu_ms["wbcbench"]),
         dict(common, measurement=f"3 reference (ImageFolder+PIL, {workers} workers)",
-             images_per_s=med["reference"], ratio=r32, unit="time 3/2"),
+             images_per_s=med["reference"], ratio=r32, unit="time 3/2", input_wait_pct=wait["reference"],
+             input_cpu_ms_per_image=cpu_ms["reference"]),
     ]
 
 
@@ -325,7 +362,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, ...")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per comparison (median reported)")
     ap.add_argument("--batches-small", type=int, default=None,
-                    help="timed batches per run for resnet18 at the cpu profile (default 4 on CPU, 100 on GPU)")
+                    help="timed batches per run for resnet18 at the cpu profile (default 6 on CPU, 100 on GPU)")
     ap.add_argument("--batches-224", type=int, default=None,
                     help="timed batches per run for resnet50 at 224 px (default 2 on CPU, 30 on GPU)")
     ap.add_argument("--batch-size-224", type=int, default=None,
@@ -358,7 +395,7 @@ def main(argv=None) -> int:
         rows += bench_loader(dev, args.loader_batches, args.rounds)
     if "train" in sections:
         for model, profile, nb, bs in [
-                ("resnet18_bn", "cpu", args.batches_small or (100 if gpu else 4), None),
+                ("resnet18_bn", "cpu", args.batches_small or (100 if gpu else 6), None),
                 ("resnet50", "paper", args.batches_224 or (30 if gpu else 2),
                  args.batch_size_224 or (None if gpu else 8))]:
             hp = get_profile(profile, batch_size=bs)
@@ -368,7 +405,9 @@ def main(argv=None) -> int:
             for g in got:
                 extra = f"  ratio {g['unit']} = {g['ratio']:.3f}" if g.get("unit") else ""
                 extra += f" (target {g['target']}: {'met' if g['met'] else 'NOT met'})" if g.get("target") else ""
-                print(f"  {g['measurement']:<42} {g['images_per_s']:9.1f} img/s{extra}", flush=True)
+                print(f"  {g['measurement']:<42} {g['images_per_s']:9.1f} img/s ({1e3 / g['images_per_s']:6.1f} ms/img), "
+                      f"waiting for input {g['input_wait_pct']:4.1f}%, input CPU {g['input_cpu_ms_per_image']:5.2f} "
+                      f"ms/img{extra}", flush=True)
             rows += got
     if "rss" in sections:
         print("peak memory of training subprocesses (resnet18_bn, smoke profile, one epoch)", flush=True)
@@ -381,7 +420,7 @@ def main(argv=None) -> int:
         new = pd.concat([old[~old.section.isin(sections)].reindex(columns=COLUMNS), new], ignore_index=True)
     order = {s: i for i, s in enumerate(SECTIONS)}
     new = new.sort_values("section", key=lambda s: s.map(order), kind="stable")
-    for c in ("images_per_s", "value", "ratio", "load_avg_1min"):
+    for c in ("images_per_s", "input_wait_pct", "input_cpu_ms_per_image", "value", "ratio", "load_avg_1min"):
         new[c] = pd.to_numeric(new[c]).round(3)
     write_csv(out, new)
     print(f"wrote {out}", flush=True)
