@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Normalisation alternatives
 #
-# [![Open in Colab](data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHdpZHRoPSIxMTciIGhlaWdodD0iMjAiIHJvbGU9ImltZyIgYXJpYS1sYWJlbD0iT3BlbiBpbiBDb2xhYiI+PHJlY3Qgd2lkdGg9IjExNyIgaGVpZ2h0PSIyMCIgcng9IjMiIGZpbGw9IiM1NTUiLz48cmVjdCB4PSI1MiIgd2lkdGg9IjY1IiBoZWlnaHQ9IjIwIiByeD0iMyIgZmlsbD0iI2Y5YWIwMCIvPjxyZWN0IHg9IjUyIiB3aWR0aD0iNiIgaGVpZ2h0PSIyMCIgZmlsbD0iI2Y5YWIwMCIvPjxnIGZpbGw9IiNmZmYiIGZvbnQtZmFtaWx5PSJEZWphVnUgU2FucyxWZXJkYW5hLHNhbnMtc2VyaWYiIGZvbnQtc2l6ZT0iMTEiPjx0ZXh0IHg9IjciIHk9IjE0Ij5PcGVuIGluPC90ZXh0Pjx0ZXh0IHg9IjYwIiB5PSIxNCIgZmlsbD0iIzIyMiI+Q29sYWI8L3RleHQ+PC9nPjwvc3ZnPg==)](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/05_normalisation.ipynb)
+# [**▶ Open in Colab**](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/05_normalisation.ipynb)
 #
 # The paper's central finding is that batch normalisation (BN) hurts under domain shift, and that models
 # without it (VGG-16 without BN, ResNet-50 with frozen BN or GroupNorm, a ViT with LayerNorm) transfer
