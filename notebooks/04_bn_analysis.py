@@ -34,9 +34,11 @@
 # Both adaptations use the test images (not their labels): they are transductive, so they answer "is the
 # mismatch of BN statistics the problem?", not "what accuracy would a deployed model reach?".
 #
-# By default a small network is trained on the fly (the `smoke` profile: seconds on a CPU, weak but real),
-# so this notebook runs anywhere; pass a trained run directory or `model.pt` as `checkpoint` for the
-# real thing.
+# By default (`checkpoint="auto"`) it analyses the CPU study's `resnet18_bn` seed-0 network when that run's
+# `model.pt` is on this machine (checkpoints are not committed: rerun the grid to get them). Otherwise a
+# small network is trained on the fly (the `smoke` profile: seconds on a CPU, weak but real), so the
+# notebook runs anywhere; the line under the next cell says which network was analysed. The AdaBN gains
+# of every study run, on every domain, are in the CPU-study chapter.
 
 # %% tags=["remove-cell"]
 import sys
@@ -48,7 +50,8 @@ if "google.colab" in sys.modules:  # Colab only
                     "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
 
 # %% tags=["parameters"]
-checkpoint = None          # a run directory or model.pt; None: train a smoke run into a temporary folder
+checkpoint = "auto"        # a run directory or model.pt; "auto": the study's resnet18_bn seed 0 if on disk;
+                           # None (or nothing found): train a smoke run into a temporary folder
 model = "resnet18_bn"      # used only when training on the fly
 profile = "smoke"          # used only when training on the fly
 test_sets = ["pbc:test", "lisc", "bccd", "jtsc", "cellavision"]
@@ -65,6 +68,8 @@ from IPython.display import Markdown
 
 from wbcbench import bn, plots, report, train
 
+if checkpoint == "auto":
+    checkpoint = report.study_checkpoint("results/cpu", "resnet18_bn", seed=0)
 if checkpoint is None:
     run = train.train(model=model, profile=profile, seed=0, test=tuple(test_sets[:1]),
                       out=tempfile.mkdtemp(prefix="wbc-bn-"), device=device, data_root=data_root, quiet=True)

@@ -722,3 +722,13 @@ def grid_size(grid: str = "cpu-study") -> dict:
     g = GRIDS[grid]
     models = [m if isinstance(m, str) else m[0] for m in g["models"]]
     return {"models": models, "seeds": list(g["seeds"]), "runs": len(models) * len(g["seeds"])}
+
+
+def study_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", seed: int = 0):
+    """The trained `model.pt` of a finished study run when it is on this machine, else None.
+    Checkpoints are never committed, so a fresh clone has none until the grid is rerun."""
+    root = resolve_dir(runs_dir)
+    for run in sorted(root.glob(f"{model}-*-s{seed}-*")) if root.is_dir() else []:
+        if (run / "done").is_file() and (run / "model.pt").is_file():
+            return run
+    return None
