@@ -150,3 +150,16 @@ def test_weights_file_starts_the_model_and_is_recorded(data_root, tmp_path):
     with pytest.raises(WbcError, match="nowhere.pth"):
         build_config("resnet18_bn", "smoke", 0, "cellavision", ["cellavision"], False, {}, None,
                      weights=tmp_path / "nowhere.pth")
+
+
+def test_vits_are_built_for_the_profiles_input_size(data_root):
+    """vit_tiny defaults to 64 px; the cpu and smoke profiles crop 48 and 32 px (a grid run failed on this)."""
+    import torch
+    from wbcbench.profiles import get_profile
+    from wbcbench.train import _new_model, build_config
+    for profile in ("smoke", "cpu"):
+        cfg = build_config("vit_tiny", profile, 0, "cellavision", ["cellavision"], False, {}, None)
+        crop = get_profile(profile)["crop_size"]
+        assert cfg["model_kwargs"] == {"img_size": crop}
+        net = _new_model(cfg, torch.device("cpu"))
+        assert net(torch.zeros(2, 3, crop, crop)).shape == (2, 5)

@@ -96,11 +96,16 @@ def build_config(model, profile, seed, train, test, adabn, overrides, data_root,
     if not test:
         raise WbcError("no test set given; pass --test with dataset names or ImageFolder paths")
     test_manifests = {t: datasets.get_dataset(t, data_root).manifest_hash() for t in test}  # fail early
-    for k, v in models.get_spec(model).train_overrides.items():  # e.g. mixup for resnet50_gn_mixup
+    spec = models.get_spec(model)
+    for k, v in spec.train_overrides.items():  # e.g. mixup for resnet50_gn_mixup
         if overrides.get(k) is None:
             hp[k] = v
+    model_kwargs = _weights_kwargs(weights)
+    for size_option in ("img_size", "image_size"):  # ViTs are built for the profile's input size
+        if size_option in spec.options:
+            model_kwargs[size_option] = hp["crop_size"]
     return {
-        "model": model, "model_kwargs": _weights_kwargs(weights), "profile": profile, "hparams": hp, "seed": int(seed),
+        "model": model, "model_kwargs": model_kwargs, "profile": profile, "hparams": hp, "seed": int(seed),
         "train": train, "test": list(test), "adabn": bool(adabn),
         "train_manifest": train_ds.manifest_hash(), "test_manifests": test_manifests,
     }
