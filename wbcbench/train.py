@@ -88,6 +88,13 @@ def _weights_kwargs(weights) -> dict:
     return {"weights": str(path), "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
+def _build_kwargs(config, with_weights: bool) -> dict:
+    """create_model kwargs of a run: its model_kwargs less the weights hash (and less the weights file
+    when a trained state dict is loaded afterwards)."""
+    drop = {"weights_sha256"} | (set() if with_weights else {"weights"})
+    return {k: v for k, v in config.get("model_kwargs", {}).items() if k not in drop}
+
+
 def build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights=None) -> dict:
     """Everything that determines a run's result; WbcError for an unknown model, profile or dataset."""
     from . import datasets, models
@@ -164,7 +171,7 @@ def _new_model(config, device):
     from . import models
     hp = config["hparams"]
     torch.manual_seed(config["seed"])
-    kw = {k: v for k, v in config.get("model_kwargs", {}).items() if k != "weights_sha256"}
+    kw = _build_kwargs(config, with_weights=True)
     net = models.create_model(config["model"], num_classes=NUM_CLASSES, pretrained=hp.get("pretrained", False), **kw)
     return net.to(device).to(memory_format=torch.channels_last)
 
@@ -336,7 +343,7 @@ def load_model(checkpoint: str | os.PathLike, device=None):
         cfg, sd = state["config"], state["state_dict"]
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's culprit
         raise WbcError(f"{path} is not a wbcbench model file ({type(e).__name__}: {e})") from None
-    kw = {k: v for k, v in cfg.get("model_kwargs", {}).items() if k not in ("weights", "weights_sha256")}
+    kw = _build_kwargs(cfg, with_weights=False)
     net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, pretrained=False, **kw)  # weights: below
     try:
         net.load_state_dict(sd)
