@@ -85,6 +85,17 @@ def test_compare_paired_same_model_by_hand():
     assert w["test"] == "Welch t" and w["verdict"] == "inconclusive (CI includes 0)"
 
 
+def test_adabn_gains_are_the_paired_differences():
+    g = report.adabn_gains(adabn_frame(), "accuracy", domains=("jtsc", "lisc"))
+    assert list(g["test_set"]) == ["jtsc"]  # no lisc runs: no row, not a row of NaN
+    r = g.iloc[0]
+    assert r["seeds"] == 3 and r["gain"] == pytest.approx(0.083333, abs=1e-6)  # as in the paired test above
+    assert r["lo"] == pytest.approx(0.011622, abs=1e-5)
+    t = report.adabn_gain_table(g)
+    assert t.loc["M", "jtsc"] == "+8.3 [+1.2, +15.5]" and t.loc["M", "seeds"] == 3
+    assert report.adabn_gains(runs_frame([("M", "standard", "jtsc", 0, 0.5)]), "accuracy").empty
+
+
 def test_compare_undetermined():
     df = runs_frame([("A", "standard", "bccd", 0, 0.9), ("B", "standard", "bccd", 0, 0.2),
                      ("B", "standard", "bccd", 1, 0.3)])
@@ -220,6 +231,27 @@ def test_from_run_folders(tmp_path):
     empty = tmp_path / "nothing"
     assert report.study_protocol(empty)[0].empty and report.study_rerun(empty).empty
     assert report.pilot_table(empty).empty
+
+
+def test_compare_runs_and_study_checkpoint(tmp_path):
+    """A retrained run matches when its predictions files are byte-identical; one changed byte shows."""
+    a = write_run(tmp_path / "committed", "resnet18_bn", 0, {"bccd": (0.9, eye(5)), "lisc": (0.5, eye(5))})
+    b = write_run(tmp_path / "again", "resnet18_bn", 0, {"bccd": (0.9, eye(5)), "lisc": (0.5, eye(5))})
+    assert not report.compare_runs(a, b)["identical predictions"].any()  # no predictions files: nothing matches
+    for run in (a, b):
+        for t in ("bccd", "lisc"):
+            (run / "eval" / t / "predictions.csv").write_text(f"index,label,pred\n0,{t},Monocyte\n")
+    assert report.compare_runs(a, b)["identical predictions"].all()
+    pred = b / "eval" / "lisc" / "predictions.csv"
+    pred.write_bytes(pred.read_bytes() + b"x")
+    c = report.compare_runs(a, b).set_index("evaluation")
+    assert c.loc["bccd", "identical predictions"] and not c.loc["lisc", "identical predictions"]
+    # a finished run with its model.pt is used as it is; without one and without a folder to retrain into, None
+    assert report.study_checkpoint(tmp_path / "committed", "resnet18_bn", 0)[0] is None
+    (a / "model.pt").write_bytes(b"")
+    assert report.study_checkpoint(tmp_path / "committed", "resnet18_bn", 0)[0] == a
+    run, why = report.study_checkpoint(tmp_path / "committed", "resnet18_bn", 1)
+    assert run is None and "no finished `resnet18_bn` seed-1 run" in why
 
 
 def test_pilot_table(tmp_path):

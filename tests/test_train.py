@@ -163,3 +163,20 @@ def test_vits_are_built_for_the_profiles_input_size(data_root):
         assert cfg["model_kwargs"] == {"img_size": crop}
         net = _new_model(cfg, torch.device("cpu"))
         assert net(torch.zeros(2, 3, crop, crop)).shape == (2, 5)
+
+
+def test_every_committed_run_record_rebuilds_its_own_run_directory(data_root):
+    """train_args(config.json) is what `reproduce` and the rerun commands use: for every committed study
+    and pilot run, it must lead back to the same hashed directory, or a rerun would train something else."""
+    from wbcbench.paths import REPO_ROOT
+    from wbcbench.rundir import run_name
+    from wbcbench.train import build_config, train_args
+    records = sorted((REPO_ROOT / "results").glob("*/*/config.json"))
+    assert len(records) >= 45
+    for p in records:
+        cfg = json.loads(p.read_text())
+        args = train_args(cfg)
+        fixed = {k: args.pop(k) for k in ("model", "profile", "seed", "train", "test", "adabn", "weights")}
+        again = build_config(**{k: v for k, v in fixed.items() if k != "weights"}, overrides=args,
+                             data_root=data_root, weights=fixed["weights"])
+        assert run_name(again) == p.parent.name, p

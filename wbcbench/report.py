@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -430,6 +431,48 @@ def fmt_ci_n(mean, ci, n, scale: float = 100.0, digits: int = 1) -> str:
     return f"{mean * scale:.{digits}f} ± {ci * scale:.{digits}f}"
 
 
+def cell_value(summary: pd.DataFrame, model: str, test_set: str, metric: str = "balanced_accuracy",
+               eval_mode: str = "standard") -> tuple[float, float, int]:
+    """(mean, 95% CI half-width, seeds) of one study_summary cell; (nan, nan, 0) when it has no runs."""
+    g = summary[(summary["model"] == model) & (summary["test_set"] == test_set) & (summary["eval_mode"] == eval_mode)] \
+        if summary is not None and len(summary) else ()
+    if not len(g):
+        return float("nan"), float("nan"), 0
+    r = g.iloc[0]
+    return float(r[f"{metric}_mean"]), float(r[f"{metric}_ci95"]), int(r["seeds"])
+
+
+def adabn_gains(df: pd.DataFrame, metric: str = "balanced_accuracy",
+                domains=(IN_DOMAIN, *SHIFTED_DOMAINS)) -> pd.DataFrame:
+    """AdaBN minus standard evaluation of the same trained networks, for every model evaluated both ways:
+    per domain, the mean paired difference over seeds (percentage points) and its 95% Student-t interval."""
+    cols = ["model", "test_set", "gain", "lo", "hi", "seeds"]
+    if df is None or not len(df):
+        return pd.DataFrame(columns=cols)
+    models = _model_order(df.loc[df["eval_mode"] == "adabn", "model"].unique())
+    rows = []
+    for m in models:
+        for t in domains:
+            r = compare(df, m, m, metric, t, "adabn", "standard", paired=True)
+            if r["n"]:
+                rows.append({"model": m, "test_set": t, "gain": r["diff"], "lo": r["diff"] - r["ci95"],
+                             "hi": r["diff"] + r["ci95"], "seeds": r["n"]})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def adabn_gain_table(gains: pd.DataFrame) -> pd.DataFrame:
+    """adabn_gains as a model x domain table of '+gain [lo, hi]' in percentage points."""
+    if gains is None or not len(gains):
+        return pd.DataFrame()
+    g = gains.assign(cell=[f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo)
+                           else f"{d * 100:+.1f} (no CI)" for d, lo, hi in zip(gains["gain"], gains["lo"], gains["hi"])])
+    wide = g.pivot_table(index="model", columns="test_set", values="cell", aggfunc="first", sort=False)
+    wide = wide[_ordered(wide.columns)]
+    wide.insert(0, "seeds", g.groupby("model", sort=False)["seeds"].min().reindex(wide.index).to_numpy())
+    wide.columns.name = None
+    return wide
+
+
 def study_table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """Wide table: rows = models (AdaBN rows right after their standard row), a `seeds` column, one column
     per test domain with 'mean ± 95% CI' in %, and a last row with each domain's majority baseline."""
@@ -679,9 +722,9 @@ def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd") -> pd.DataF
 
 def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
     """For every run directory under `runs_dir`: the CLI and papermill commands that redo it, rebuilt from
-    its config.json (profile settings that differ from the profile become overrides)."""
-    from .profiles import PROFILES
+    its config.json."""
     from .sweep import rerun_commands
+    from .train import train_args
     root = resolve_dir(runs_dir)
     out = out or str(runs_dir)
     rows = []
@@ -689,11 +732,10 @@ def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
         cfg = _read_json(p)
         if not isinstance(cfg, dict):
             continue
-        base = PROFILES.get(cfg.get("profile"), {})
-        over = {k: v for k, v in (cfg.get("hparams") or {}).items() if k != "name" and base.get(k, v) != v}
-        cmds = rerun_commands(cfg.get("model"), cfg.get("profile"), cfg.get("seed"), cfg.get("train"),
-                              cfg.get("test") or [], out, data_root=None, adabn=bool(cfg.get("adabn")),
-                              overrides=over)
+        args = train_args(cfg)
+        args.pop("weights")
+        cmds = rerun_commands(**{k: args.pop(k) for k in ("model", "profile", "seed", "train", "test", "adabn")},
+                              out=out, data_root=None, overrides=args)
         rows.append({"model": cfg.get("model"), "seed": cfg.get("seed"), "run": p.parent.name,
                      "done": (p.parent / "done").is_file(), "cli": cmds["cli"], "papermill": cmds["papermill"]})
     df = pd.DataFrame(rows, columns=["model", "seed", "run", "done", "cli", "papermill"])
@@ -724,11 +766,44 @@ def grid_size(grid: str = "cpu-study") -> dict:
     return {"models": models, "seeds": list(g["seeds"]), "runs": len(models) * len(g["seeds"])}
 
 
-def study_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", seed: int = 0):
-    """The trained `model.pt` of a finished study run when it is on this machine, else None.
-    Checkpoints are never committed, so a fresh clone has none until the grid is rerun."""
+def study_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", seed: int = 0, retrain_into=None,
+                     data_root=None) -> tuple[Path | None, str]:
+    """The trained network of a finished study run, and a sentence saying where it came from.
+
+    Checkpoints are never committed. When the run's `model.pt` is not on this machine and `retrain_into`
+    is a folder, the run is trained again from its committed config.json into that folder (kept there for
+    the next build) and the sentence says whether its predictions match the committed ones. Returns
+    (None, why) when there is no such finished run."""
     root = resolve_dir(runs_dir)
-    for run in sorted(root.glob(f"{model}-*-s{seed}-*")) if root.is_dir() else []:
-        if (run / "done").is_file() and (run / "model.pt").is_file():
-            return run
-    return None
+    runs = [r for r in sorted(root.glob(f"{model}-*-s{seed}-*")) if (r / "done").is_file()] if root.is_dir() else []
+    if not runs:
+        return None, f"no finished `{model}` seed-{seed} run in `{runs_dir}`"
+    run = runs[0]
+    if (run / "model.pt").is_file():
+        return run, f"the study's own checkpoint, `{run}/model.pt`"
+    if retrain_into is None:
+        return None, f"`{run}` has no model.pt on this machine (checkpoints are not committed)"
+    from .train import reproduce
+    again = reproduce(run, retrain_into, data_root=data_root)
+    cmp = compare_runs(run, again)
+    same = int(cmp["identical predictions"].sum())
+    worst = float((cmp["accuracy (retrained)"] - cmp["accuracy (committed)"]).abs().max()) if len(cmp) else float("nan")
+    return again, (f"`{run.name}` trained again on this machine from its committed config.json (checkpoints are "
+                   f"not committed): its predictions are identical to the committed run's on {same} of "
+                   f"{len(cmp)} evaluations" + ("" if same == len(cmp) else
+                                               f", and accuracies differ by at most {100 * worst:.1f} points"))
+
+
+def compare_runs(committed: str | os.PathLike, retrained: str | os.PathLike) -> pd.DataFrame:
+    """Per evaluation of `committed`: its accuracy, the same evaluation's in `retrained`, and whether the
+    two predictions files are byte-identical (what "reproduced exactly" means here)."""
+    rows = []
+    for m in sorted(Path(committed).glob("eval/*/metrics.json")):
+        other = Path(retrained) / "eval" / m.parent.name
+        a, b = _read_json(m) or {}, _read_json(other / "metrics.json") or {}
+        pa, pb = m.parent / "predictions.csv", other / "predictions.csv"
+        rows.append({"evaluation": m.parent.name, "accuracy (committed)": a.get("accuracy"),
+                     "accuracy (retrained)": b.get("accuracy"),
+                     "identical predictions": pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes()})
+    return pd.DataFrame(rows, columns=["evaluation", "accuracy (committed)", "accuracy (retrained)",
+                                       "identical predictions"])

@@ -7,6 +7,7 @@ epoch, so a resumed run finishes with exactly the metrics of an uninterrupted on
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -328,6 +329,37 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
         if not quiet:
             print(f"epoch {epoch + 1}/{hp['epochs']}: loss {loss_sum / seen:.4f}, train acc {correct / seen:.3f}, "
                   f"{secs:.1f}s ({seen / secs:.0f} img/s)", flush=True)
+
+
+def train_args(config: dict) -> dict:
+    """The `train()` arguments that rebuild the run a config.json records (profile settings that differ
+    from the named profile become overrides), so a run's own record is the command that redoes it."""
+    from .profiles import PROFILES
+    base = PROFILES.get(config.get("profile"), {})
+    overrides = {k: v for k, v in (config.get("hparams") or {}).items() if k != "name" and base.get(k, v) != v}
+    return dict(model=config.get("model"), profile=config.get("profile"), seed=config.get("seed"),
+                train=config.get("train"), test=list(config.get("test") or []), adabn=bool(config.get("adabn")),
+                weights=(config.get("model_kwargs") or {}).get("weights"), **overrides)
+
+
+def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None, quiet: bool = True) -> Path:
+    """Train again, here, the run recorded in `run_dir`/config.json, into `out` (it gets the same hashed
+    name; a finished copy there is reused). On the CPU it uses the recorded thread count, the one setting
+    outside the config that changes float results; compare the two with `report.compare_runs`."""
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise WbcError(f"cannot read the run record {path}: {e}") from None
+    threads = (config.get("environment") or {}).get("torch_threads")
+    before = torch.get_num_threads()
+    if threads and config.get("device", "cpu") == "cpu":
+        torch.set_num_threads(int(threads))
+    try:
+        return train(**train_args(config), out=out, device=config.get("device"), resume=True,
+                     data_root=data_root, quiet=quiet)
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_model(checkpoint: str | os.PathLike, device=None):
