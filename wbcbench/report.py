@@ -807,3 +807,57 @@ def compare_runs(committed: str | os.PathLike, retrained: str | os.PathLike) -> 
                      "identical predictions": pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes()})
     return pd.DataFrame(rows, columns=["evaluation", "accuracy (committed)", "accuracy (retrained)",
                                        "identical predictions"])
+
+
+_BENCH_COLS = {"measurement": "measurement", "model": "model", "stored_px": "stored px", "crop_px": "px",
+               "batch_size": "batch", "images_per_s": "images/s", "input_wait_pct": "waiting for input, %",
+               "input_cpu_ms_per_image": "input CPU, ms/image", "ratio": "ratio", "unit": "unit",
+               "target": "target", "met": "met", "value": "value", "load_avg_1min": "load"}
+_BENCH_TITLES = {"train": "Training, side by side", "loader": "Loader alone (pbc:train, 256 → 224 px, batch 128)",
+                 "cache": "Decoded-image cache, all of PBC", "rss": "Peak memory of a training run"}
+
+
+def benchmark_markdown(csv) -> str:
+    """The performance page's tables from a CSV written by benchmarks/pipeline.py, one per section."""
+    csv = resolve_dir(csv)
+    if not csv.is_file():
+        return f"_No measurements yet: `{csv.name}` does not exist. Run `python benchmarks/pipeline.py` to produce it._"
+    df = pd.read_csv(csv)
+    m = df.iloc[0]
+    out = [f"Measured on **{m.device}**, {m.cores} cores, torch {m.torch} ({m.torch_threads} threads).\n"]
+    for section, title in _BENCH_TITLES.items():
+        part = df[df.section == section]
+        if not len(part):
+            continue
+        part = part[[c for c in _BENCH_COLS if c in part and part[c].notna().any()]].rename(columns=_BENCH_COLS)
+        for c in ("images/s", "value", "waiting for input, %"):
+            if c in part:
+                part[c] = part[c].map(lambda v: "" if pd.isna(v) else f"{v:,.1f}")
+        for c in ("stored px", "px", "batch"):
+            if c in part:
+                part[c] = part[c].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
+        for c in ("ratio", "input CPU, ms/image"):
+            if c in part:
+                part[c] = part[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+        out += [f"**{title}**", to_markdown(part.fillna(""))]
+    return "\n\n".join(out)
+
+
+def paper_models_markdown(csv) -> str:
+    """The table of benchmarks/paper_models.py: per paper model, speed, memory and a paper run's cost."""
+    csv = resolve_dir(csv)
+    if not csv.is_file():
+        return f"_No measurements yet: `{csv.name}` does not exist. Run `python benchmarks/paper_models.py`._"
+    df = pd.read_csv(csv)
+    failed = df[df["error"].notna()] if "error" in df else df.iloc[:0]
+    ok = df.drop(failed.index)
+    t = pd.DataFrame({
+        "model": ok["model"], "training images/s": ok["images_per_s"].map(lambda v: f"{v:,.0f}"),
+        "peak GPU memory, GiB": (ok["peak_gpu_mib"] / 1024).map(lambda v: f"{v:.1f}") if "peak_gpu_mib" in ok else "",
+        "train loss, epoch 1 → last": [f"{a:.2f} → {b:.2f}" for a, b in zip(ok["loss_first"], ok["loss_last"])],
+        "one paper run, minutes (est.)": ok["paper_run_minutes_est"].map(lambda v: f"{v:.1f}"),
+    })
+    head = f"Measured on **{df['gpu'].iloc[0]}**, torch {df['torch'].iloc[0]}, {int(ok['epochs'].iloc[0])} epochs " \
+           f"of {int(ok['train_images'].iloc[0])} images per model." if len(ok) else ""
+    tail = "".join(f"\n\n**{r.model} failed:** `{r.error}`" for r in failed.itertuples())
+    return head + "\n\n" + to_markdown(t) + tail
