@@ -29,9 +29,10 @@ from wbcbench import datasets, models, train
 from wbcbench.atomic import write_csv
 from wbcbench.errors import WbcError
 from wbcbench.profiles import PROFILES
+from wbcbench.sweep import PAPER_MODELS
 
-PAPER_MODELS = ("vgg16", "vgg16_bn", "resnet50", "resnet50_fc", "resnet50_freezebn", "resnet50_freezebn_last16",
-                "resnet50_gn", "resnet50_groupnorm", "vit_b_16")
+#: the paper grid's models, plus the book's clean GroupNorm ablation of the same ResNet-50
+MODELS = (*PAPER_MODELS, "resnet50_groupnorm")
 
 
 def measure(model: str, epochs: int, train_set: str, tests: list[str], device, data_root, out: Path) -> dict:
@@ -60,7 +61,7 @@ def measure(model: str, epochs: int, train_set: str, tests: list[str], device, d
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(PAPER_MODELS))
+    ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train", default="pbc:train")
     ap.add_argument("--test", default="pbc:test,bccd")
