@@ -294,3 +294,13 @@ def test_gpu_check_covers_every_paper_model_and_renders_failures(tmp_path):
     assert f"**{broken['model'].iloc[1]} failed:** `RuntimeError: CUDA out of memory`" in md
     assert f"| {broken['model'].iloc[1]} |" not in md
     assert "does not exist" in report.paper_models_markdown(tmp_path / "missing.csv")
+
+
+def test_committed_gpu_determinism_check_holds():
+    """On the GPU, same seed twice and killed-then-resumed gave byte-identical predictions for every model."""
+    from wbcbench.paths import REPO_ROOT
+    df = pd.read_csv(REPO_ROOT / "results" / "gpu" / "determinism.csv")
+    assert len(df) >= 3 and (df["device"] == "cuda").all() and df["recorded deterministic"].all()
+    assert df["det A == det B"].all() and df["resumed == det A"].all() and df["killed at first checkpoint"].all()
+    md = report.determinism_markdown(REPO_ROOT / "results" / "gpu" / "determinism.csv")
+    assert md.count("| identical | identical |") == len(df)

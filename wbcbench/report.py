@@ -861,3 +861,24 @@ def paper_models_markdown(csv) -> str:
            f"of {int(ok['train_images'].iloc[0])} images per model." if len(ok) else ""
     tail = "".join(f"\n\n**{r.model} failed:** `{r.error}`" for r in failed.itertuples())
     return head + "\n\n" + to_markdown(t) + tail
+
+
+def determinism_markdown(csv) -> str:
+    """The table of benchmarks/determinism.py: per model, which reruns were byte-identical, and the cost."""
+    csv = resolve_dir(csv)
+    if not csv.is_file():
+        return f"_No measurements yet: `{csv.name}` does not exist. Run `python benchmarks/determinism.py`._"
+    df = pd.read_csv(csv)
+    yes = {True: "identical", False: "differ"}
+    t = pd.DataFrame({
+        "model": df["model"],
+        "same seed, twice": df["det A == det B"].map(yes),
+        "killed and resumed vs uninterrupted": df["resumed == det A"].map(yes),
+        "same seed, twice, WBCBENCH_DETERMINISTIC=0": df["fast A == fast B"].map(yes),
+        "images/s deterministic": df["det images_per_s"].map(lambda v: f"{v:,.0f}"),
+        "images/s with =0": df["fast images_per_s"].map(lambda v: f"{v:,.0f}"),
+        "speed-up from =0": df["ratio fast/det"].map(lambda v: f"{v:.2f}×"),
+    })
+    return (f"`{df['device'].iloc[0]}` device, `{df['profile'].iloc[0]}` profile, {int(df['epochs'].iloc[0])} "
+            f"epochs, predictions on {int(df['evaluations'].iloc[0])} test sets per run.\n\n" + to_markdown(t))
+

@@ -50,6 +50,25 @@ def resolve_device(device: str | None = None) -> torch.device:
     return d
 
 
+DETERMINISTIC_ENV = "WBCBENCH_DETERMINISTIC"
+
+
+def set_determinism(device: torch.device) -> bool:
+    """Same seed on the same device gives identical results. CPUs need nothing; on CUDA it takes cuDNN's
+    deterministic kernels, no autotuning, and a fixed cuBLAS workspace (`CUBLAS_WORKSPACE_CONFIG`, which
+    only takes effect if set before cuBLAS first runs in the process). `WBCBENCH_DETERMINISTIC=0` trades
+    this for speed (benchmarks/determinism.py measures the cost). Returns whether it is on; recorded in
+    config.json under environment."""
+    on = os.environ.get(DETERMINISTIC_ENV, "1") != "0"
+    if device.type == "cuda":
+        if on:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = on
+        torch.backends.cudnn.benchmark = not on
+        torch.use_deterministic_algorithms(on, warn_only=True)
+    return on
+
+
 def autocast_for(device: torch.device):
     """(autocast context factory, GradScaler or None): AMP on CUDA only."""
     if device.type != "cuda":
@@ -196,6 +215,7 @@ def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, tra
     if isinstance(test, str):
         test = [t for t in test.split(",") if t]
     dev = resolve_device(device)
+    set_determinism(dev)  # before the model touches the device: cuBLAS reads its setting once
     config = build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights)
     net = _new_model(config, dev)
     run_dir = Path(out) / rundir.run_name(config)
@@ -215,7 +235,8 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
                        f"(or delete the directory to start over)")
     from . import datasets
     remove_stale_temp(run_dir)  # half-written files of a killed run (we hold the lock: nobody else writes)
-    full = dict(config, device=str(dev), code=rundir.git_commit(), environment=rundir.environment(),
+    full = dict(config, device=str(dev), code=rundir.git_commit(),
+                environment=rundir.environment() | {"deterministic": set_determinism(dev)},
                 run_dir=str(run_dir), data_root=str(data_root) if data_root else None)
     write_json(run_dir / "config.json", full)
 
