@@ -135,7 +135,7 @@ def test_verify_names_bad_files(tmp_path, data_root):
     shutil.copy(src[0], d / "Eosinophil" / "a.jpg")
     shutil.copy(src[1], d / "Eosinophil" / "b.jpg")
     (d / "manifest.csv").write_text("path,label,md5,source\nEosinophil/a.jpg,Eosinophil,0123456789abcdef0123456789abcdef,x\n"
-                                    f"Eosinophil/b.jpg,Eosinophil,{D._md5(src[1])},x\n")
+                                    f"Eosinophil/b.jpg,Eosinophil,{D.file_digest(src[1])},x\n")
     r = D.verify(str(d))
     assert not r["ok"] and [b["path"] for b in r["bad_files"]] == [str(d / "Eosinophil" / "a.jpg")]
     (d / "Eosinophil" / "b.jpg").unlink()  # verify lists missing files too, instead of stopping at them

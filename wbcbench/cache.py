@@ -146,10 +146,7 @@ def load_images(ds: Dataset, size: int, progress: bool = False, workers: int | N
             bar = tqdm(total=n, desc=f"decoding {ds.name} at {size}px", unit="img", file=sys.stderr)
         except ImportError:  # pragma: no cover
             bar = None
-    with atomic_path(path) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared cache dir should stay shareable
+    with atomic_path(path) as tmp:  # (atomic_path gives the temp file the umask's permissions)
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         try:
             nw = _workers(n, workers)

@@ -412,8 +412,9 @@ def balanced_indices(labels, per_class: int, seed: int = 0) -> np.ndarray:
 # Checks
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (weights files run to half a gigabyte)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -427,7 +428,7 @@ def _check_file(path: Path, md5: str | None) -> str | None:
         return "missing"
     try:
         if md5 is not None:
-            got = _md5(path)
+            got = file_digest(path)
             return None if got == md5 else f"md5 {got} != manifest {md5}"
         from PIL import Image, ImageFile
         old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False

@@ -48,14 +48,6 @@ def _crop_batch(images: np.ndarray, idx: np.ndarray, crop: int, offsets: np.ndar
     return out
 
 
-def hflip_(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mirror the images of a uint8 NHWC batch where mask is True, in place, as one batch operation.
-    (Not used by BatchLoader any more, which flips while copying crops on the host; kept for callers.)"""
-    if bool(mask.any()):
-        x[mask] = x[mask].flip(2)
-    return x
-
-
 class Normalizer:
     """uint8 NHWC -> float NCHW (channels_last memory), (x/255 - mean)/std fused as x*scale + shift."""
 

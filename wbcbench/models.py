@@ -230,7 +230,7 @@ def _gn(c: int) -> nn.GroupNorm:
 
 RESNET18_NORMS: dict[str, Callable[[int], nn.Module]] = {
     "bn": nn.BatchNorm2d,
-    "frozenbn": lambda c: _frozen_bn(c),  # buffers at init: mean 0, var 1, weight 1, bias 0
+    "frozenbn": _frozen_bn,  # buffers at init: mean 0, var 1, weight 1, bias 0
     "gn": _gn,
     "in": lambda c: nn.InstanceNorm2d(c, affine=True, track_running_stats=False),
     "ln": lambda c: nn.GroupNorm(1, c),  # LayerNorm over (C, H, W)

@@ -101,11 +101,11 @@ def _weights_kwargs(weights) -> dict:
     """A local ImageNet weights file (offline stand-in for the hub download), identified by content."""
     if weights is None:
         return {}
-    import hashlib
+    from .datasets import file_digest
     path = Path(weights).expanduser().resolve()
     if not path.is_file():
         raise WbcError(f"weights file {weights} not found")
-    return {"weights": str(path), "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"weights": str(path), "weights_sha256": file_digest(path, "sha256")}
 
 
 def _build_kwargs(config, with_weights: bool) -> dict:
@@ -175,10 +175,11 @@ def evaluate_all(net, config, run_dir: Path | None, device, data_root=None, quie
         variants = [(name, net)]
         if config.get("adabn") and bn.has_adaptable_bn(net):
             variants.append((f"{name}@adabn", _adapted(net, images, hp, device, mean, std)))
+        manifest = ds.manifest_hash()
         for key, m in variants:
             metrics, preds = _evaluate_model(m, ds, images, hp, device, mean, std, quiet, f"eval {key}")
             metrics.update(test_set=name, eval_mode="adabn" if key.endswith("@adabn") else "standard",
-                           test_manifest=ds.manifest_hash())
+                           test_manifest=manifest)
             results[key] = metrics
             if run_dir is not None:
                 d = Path(run_dir) / "eval" / safe_name(key)
@@ -215,19 +216,19 @@ def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, tra
     if isinstance(test, str):
         test = [t for t in test.split(",") if t]
     dev = resolve_device(device)
-    set_determinism(dev)  # before the model touches the device: cuBLAS reads its setting once
+    deterministic = set_determinism(dev)  # before the model touches the device: cuBLAS reads it once
     config = build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights)
-    net = _new_model(config, dev)
     run_dir = Path(out) / rundir.run_name(config)
     if rundir.is_done(run_dir):
         if not quiet:
             print(f"already done: {run_dir}")
         return run_dir
+    net = _new_model(config, dev)  # after the done check: a finished run needs no network (nor its weights)
     with rundir.claim(run_dir):
-        return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet)
+        return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, deterministic)
 
 
-def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
+def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, deterministic) -> Path:
     hp, seed = config["hparams"], config["seed"]
     ckpt_path, model_path = run_dir / CHECKPOINT, run_dir / MODEL
     if (ckpt_path.exists() or model_path.exists()) and not resume:
@@ -236,7 +237,7 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet) -> Path:
     from . import datasets
     remove_stale_temp(run_dir)  # half-written files of a killed run (we hold the lock: nobody else writes)
     full = dict(config, device=str(dev), code=rundir.git_commit(),
-                environment=rundir.environment() | {"deterministic": set_determinism(dev)},
+                environment=rundir.environment() | {"deterministic": deterministic},
                 run_dir=str(run_dir), data_root=str(data_root) if data_root else None)
     write_json(run_dir / "config.json", full)
 
@@ -334,9 +335,10 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
                 loss.backward()
                 opt.step()
             sched.step()
-            if not torch.isfinite(loss):
-                raise WbcError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1} of {run_dir.name}")
-            loss_sum += loss.item() * len(y)
+            step_loss = loss.item()  # one wait for the device per step, not two
+            if not math.isfinite(step_loss):
+                raise WbcError(f"training diverged (loss {step_loss}) at epoch {epoch + 1} of {run_dir.name}")
+            loss_sum += step_loss * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
