@@ -54,6 +54,7 @@ colour_per_class = 20 # class-balanced sample per domain for the colour statisti
 from IPython.display import Markdown
 
 from wbcbench import plots, report
+from wbcbench.classes import CLASSES
 from wbcbench.datasets import DATASETS
 
 # %% [markdown]
@@ -69,7 +70,7 @@ Markdown(report.to_markdown(counts))
 
 # %%
 assert len(domains) >= 1, "no dataset found: set data_root"
-assert (counts[["Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]].sum(axis=1) == counts["total"]).all()
+assert (counts[list(CLASSES)].sum(axis=1) == counts["total"]).all()
 for name, row in counts.set_index("dataset").iterrows():  # the files on disk match the registry
     spec = DATASETS[name]
     if spec.expected_total is not None:

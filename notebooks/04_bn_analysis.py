@@ -83,7 +83,7 @@ if checkpoint is None:
                   + (f" ({provenance})" if provenance else ""))
 net, cfg, dev = train.load_model(checkpoint, device)
 hp = cfg["hparams"]
-domains = [t for t in test_sets if t in report.available_domains(data_root, names=test_sets)]
+domains = report.available_domains(data_root, names=test_sets)  # in test_sets order
 Markdown(f"Network analysed: {provenance or f'`{checkpoint}`'}. Model `{cfg['model']}` (profile "
          f"`{cfg['profile']}`, trained on `{cfg['train']}`), {len(bn.bn_layers(net))} BN layers; domains: "
          f"{', '.join(domains)}.")

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .classes import CLASSES
+from .metrics import mean_ci
 from .paths import REPO_ROOT
+from .rundir import is_done
 
 PUBLISHED_CSV = Path(__file__).with_name("published_accuracy.csv")
 #: Test domains in table order: in-domain first, then the paper's order; anything else alphabetically.
@@ -247,7 +249,7 @@ def run_index(results_dir, repo_url: str | None = None) -> pd.DataFrame:
             "epochs": hp.get("epochs"), "lr": hp.get("lr"), "batch": hp.get("batch_size"),
             "crop": hp.get("crop_size"), "adabn": cfg.get("adabn"), "device": cfg.get("device"),
             "commit": ((cfg.get("code") or {}).get("commit") or "")[:8],
-            "status": "done" if (run / "done").is_file() else "unfinished",
+            "status": "done" if is_done(run) else "unfinished",
             "notebook": nb_link, "path": str(rel),
         })
     return pd.DataFrame(rows)
@@ -355,7 +357,7 @@ def study_protocol(runs_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
                           "adabn": cfg.get("adabn"), **hp}, sort_keys=True)
         settings.setdefault(key, set()).add(cfg.get("model"))
         s = seeds.setdefault(cfg.get("model"), {"done": set(), "unfinished": set()})
-        s["done" if (run / "done").is_file() else "unfinished"].add(cfg.get("seed"))
+        s["done" if is_done(run) else "unfinished"].add(cfg.get("seed"))
     srows = []
     for key, models in settings.items():
         k = json.loads(key)
@@ -386,7 +388,7 @@ def pilot_table(pilot_dir, test_set: str = "pbc:val") -> pd.DataFrame:
         if not isinstance(cfg, dict):
             continue
         hp = cfg.get("hparams") or {}
-        m = _read_json(run / "eval" / test_set / "metrics.json") if (run / "done").is_file() else None
+        m = _read_json(run / "eval" / test_set / "metrics.json") if is_done(run) else None
         try:
             log = pd.read_csv(run / "log.csv")
             secs, epochs_logged = float(log["seconds"].sum()), int(len(log))
@@ -607,13 +609,10 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str, test_set: str, mode_a
     if use_paired:
         d = va.loc[shared].to_numpy() - vb.loc[shared].to_numpy()
         n = len(d)
-        out.update(test="paired t", n=n)
-        if n >= 1:
-            out["diff"] = float(d.mean())
+        c = mean_ci(d, confidence)
+        out.update(test="paired t", n=n, diff=c["mean"], ci95=c["ci95"])
         if n >= 2:
-            se = float(d.std(ddof=1) / math.sqrt(n))
             out["df"] = n - 1
-            out["ci95"] = float(stats.t.ppf(q, n - 1) * se)
     else:
         na, nb = len(va), len(vb)
         out.update(test="Welch t", n=min(na, nb))
@@ -677,7 +676,7 @@ def verdict_overview(v: pd.DataFrame) -> pd.DataFrame:
     """Per claim: how many (comparison, domain) cells hold, do not hold, are inconclusive or undetermined."""
     if v is None or not len(v):
         return pd.DataFrame()
-    kind = v["verdict"].str.split(" ").str[0].replace({"does": "does not hold", "inconclusive": "inconclusive"})
+    kind = v["verdict"].str.split(" ").str[0].replace({"does": "does not hold"})
     t = pd.crosstab([v["claim"], v["statement"]], kind)
     for c in ("holds", "does not hold", "inconclusive", "undetermined"):
         if c not in t.columns:
@@ -710,7 +709,7 @@ def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd") -> pd.DataF
         rows.append({
             "normalisation": situation, "paper model": theirs,
             f"paper {test_set} accuracy (%)": "–" if p is None else f"{p['accuracy_mean']:.2f} ± {p['accuracy_ci95']:.2f}",
-            "in paper's table": "–" if p is None else ("yes" if str(p["in_paper"]).lower() in ("yes", "true") else "no"),
+            "in paper's table": "–" if p is None else ("yes" if p["in_paper"] else "no"),
             "our model": ours,
             f"our {test_set} accuracy (%)": "not run yet" if o is None else
             fmt_ci_n(o["accuracy_mean"], o["accuracy_ci95"], o["seeds"]),
@@ -737,7 +736,7 @@ def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
         cmds = rerun_commands(**{k: args.pop(k) for k in ("model", "profile", "seed", "train", "test", "adabn")},
                               out=out, data_root=None, overrides=args)
         rows.append({"model": cfg.get("model"), "seed": cfg.get("seed"), "run": p.parent.name,
-                     "done": (p.parent / "done").is_file(), "cli": cmds["cli"], "papermill": cmds["papermill"]})
+                     "done": is_done(p.parent), "cli": cmds["cli"], "papermill": cmds["papermill"]})
     df = pd.DataFrame(rows, columns=["model", "seed", "run", "done", "cli", "papermill"])
     if len(df):
         morder = {m: i for i, m in enumerate(_model_order(df["model"]))}
@@ -775,7 +774,7 @@ def study_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", seed: i
     the next build) and the sentence says whether its predictions match the committed ones. Returns
     (None, why) when there is no such finished run."""
     root = resolve_dir(runs_dir)
-    runs = [r for r in sorted(root.glob(f"{model}-*-s{seed}-*")) if (r / "done").is_file()] if root.is_dir() else []
+    runs = [r for r in sorted(root.glob(f"{model}-*-s{seed}-*")) if is_done(r)] if root.is_dir() else []
     if not runs:
         return None, f"no finished `{model}` seed-{seed} run in `{runs_dir}`"
     run = runs[0]
