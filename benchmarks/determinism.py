@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbcbench import atomic
+from wbcbench import atomic, report
 from wbcbench.atomic import write_csv
 from wbcbench.train import DETERMINISTIC_ENV
 
@@ -49,8 +50,14 @@ def only_run(out: Path) -> Path:
     return d
 
 
-def predictions(run_dir: Path) -> dict[str, bytes]:
-    return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("eval/*/predictions.csv"))}
+def ok(r: subprocess.CompletedProcess, what: str) -> None:
+    if r.returncode != 0:
+        raise RuntimeError(f"{what}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+
+
+def identical(a: Path, b: Path) -> bool:
+    """Byte-identical predictions on every evaluation of `a` (report.compare_runs, as in the BN chapter)."""
+    return bool(report.compare_runs(a, b)["identical predictions"].all())
 
 
 def speed(run_dir: Path) -> float:
@@ -63,23 +70,18 @@ def check(model: str, profile: str, epochs: int, tests: str, tmp: Path) -> dict:
     dirs = {}
     for name, flag in (("det A", "1"), ("fast A", "0"), ("det B", "1"), ("fast B", "0")):
         out = tmp / model / name.replace(" ", "_")
-        r = run(out, model, profile, epochs, tests, {DETERMINISTIC_ENV: flag})
-        if r.returncode != 0:
-            raise RuntimeError(f"{name}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+        ok(run(out, model, profile, epochs, tests, {DETERMINISTIC_ENV: flag}), name)
         dirs[name] = only_run(out)
     out = tmp / model / "killed"
     r = run(out, model, profile, epochs, tests, {atomic.KILL_WHILE_WRITING: "checkpoint.pt"})
-    row["killed at first checkpoint"] = r.returncode == -9
-    r = run(out, model, profile, epochs, tests, {}, resume=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"resume: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+    row["killed at first checkpoint"] = r.returncode == -signal.SIGKILL
+    ok(run(out, model, profile, epochs, tests, {}, resume=True), "resume")
     dirs["resumed"] = only_run(out)
-    p = {k: predictions(v) for k, v in dirs.items()}
-    row["evaluations"] = len(p["det A"])
-    row["det A == det B"] = p["det A"] == p["det B"]
-    row["resumed == det A"] = p["resumed"] == p["det A"]
-    row["fast A == fast B"] = p["fast A"] == p["fast B"]
-    row["fast A == det A"] = p["fast A"] == p["det A"]
+    row["evaluations"] = len(report.compare_runs(dirs["det A"], dirs["det B"]))
+    row["det A == det B"] = identical(dirs["det A"], dirs["det B"])
+    row["resumed == det A"] = identical(dirs["det A"], dirs["resumed"])
+    row["fast A == fast B"] = identical(dirs["fast A"], dirs["fast B"])
+    row["fast A == det A"] = identical(dirs["det A"], dirs["fast A"])
     cfg = json.loads((dirs["det A"] / "config.json").read_text())
     row["recorded deterministic"] = cfg["environment"].get("deterministic")
     row["device"] = cfg["device"]

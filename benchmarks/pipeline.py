@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wbcbench import cache, datasets, train
+from wbcbench import cache, datasets, models, train
 from wbcbench.atomic import write_csv
 from wbcbench.loader import Batch, BatchLoader
 from wbcbench.paths import REPO_ROOT
@@ -249,7 +249,7 @@ def bench_loader(dev, n_batches: int, rounds: int, profile: str = "paper") -> li
     ds = datasets.get_dataset("pbc:train")
     images = cache.load_images(ds, stored, progress=True)
     rows, common = [], dict(section="loader", model="-", stored_px=stored, crop_px=crop, batch_size=bs)
-    kw = dict(crop=crop, batch_size=bs, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), device=dev,
+    kw = dict(crop=crop, batch_size=bs, mean=models.IMAGENET_MEAN, std=models.IMAGENET_STD, device=dev,
               train=True, hflip=True, vflip=True, seed=0)
     idx = np.random.default_rng(1).permutation(len(ds))[:n_batches * bs]
     for i in np.sort(idx):  # page the images in: measure the loader, not the disk (a warm page cache)
@@ -310,7 +310,7 @@ RSS_CHILD = r"""
 import json, resource, sys, tempfile
 from pathlib import Path
 import numpy as np, torch
-from wbcbench import cache, datasets, train
+from wbcbench import cache, datasets, models, train
 n, profile, device = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 config = train.build_config("resnet18_bn", profile, 0, "pbc:train", ("pbc:test",), False,
                             dict(epochs=1, pretrained=False), None)

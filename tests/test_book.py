@@ -234,7 +234,7 @@ VISIBLE = "(el => { const r = el.getBoundingClientRect(); const s = getComputedS
 def test_page_offline_without_errors(browser, book_build, page):
     html, _, _ = book_build
     seen = visit(browser, html, page)
-    shot = screenshot(browser, page if page != "index.html" else "index.html")
+    shot = screenshot(browser, page)
     assert not seen["outside"], f"{page} requests outside the book (offline build broken): {seen['outside']}"
     assert not seen["errors"], f"{page}: {seen['errors']}"
     assert js(browser, "document.querySelector('main, article, .bd-article') !== null")

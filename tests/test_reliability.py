@@ -350,7 +350,7 @@ def test_bad_parameter_types_fail_in_the_notebook_and_the_sweep_records_them(dat
     notebook stops with the same message that the sweep records, and the sweep goes on and exits 1."""
     out = tmp_path / "sweep"
     bad_seed = sweep.Run(model="resnet18_bn", seed="abc", out=str(out), data_root=str(data_root),
-                         **{k: v for k, v in SWEEP.items()})
+                         **SWEEP)
     bad_epochs = sweep.Run(model="resnet18_bn", seed=0, out=str(out), data_root=str(data_root),
                            **dict(SWEEP, overrides={"epochs": "two"}))
     lines = []
