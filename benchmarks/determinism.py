@@ -31,8 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbcbench import atomic, report
+from wbcbench import atomic
 from wbcbench.atomic import write_csv
+from wbcbench.reproduce import compare_runs
 from wbcbench.train import DETERMINISTIC_ENV
 
 CLI = [sys.executable, "-m", "wbcbench.cli"]
@@ -56,8 +57,8 @@ def ok(r: subprocess.CompletedProcess, what: str) -> None:
 
 
 def identical(a: Path, b: Path) -> bool:
-    """Byte-identical predictions on every evaluation of `a` (report.compare_runs, as in the BN chapter)."""
-    return bool(report.compare_runs(a, b)["identical predictions"].all())
+    """Byte-identical predictions on every evaluation of `a` (reproduce.compare_runs, as in the BN chapter)."""
+    return bool(compare_runs(a, b)["identical predictions"].all())
 
 
 def speed(run_dir: Path) -> float:
@@ -77,7 +78,7 @@ def check(model: str, profile: str, epochs: int, tests: str, tmp: Path) -> dict:
     row["killed at first checkpoint"] = r.returncode == -signal.SIGKILL
     ok(run(out, model, profile, epochs, tests, {}, resume=True), "resume")
     dirs["resumed"] = only_run(out)
-    row["evaluations"] = len(report.compare_runs(dirs["det A"], dirs["det B"]))
+    row["evaluations"] = len(compare_runs(dirs["det A"], dirs["det B"]))
     row["det A == det B"] = identical(dirs["det A"], dirs["det B"])
     row["resumed == det A"] = identical(dirs["det A"], dirs["resumed"])
     row["fast A == fast B"] = identical(dirs["fast A"], dirs["fast B"])

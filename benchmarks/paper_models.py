@@ -26,13 +26,14 @@ import pandas as pd
 import torch
 
 from wbcbench import datasets, models, train
+from wbcbench.evaluate import eval_dir_name
 from wbcbench.atomic import write_csv
 from wbcbench.errors import WbcError
 from wbcbench.profiles import PROFILES
-from wbcbench.sweep import PAPER_MODELS
+from wbcbench.grids import PAPER_MODELS
 
-#: the paper grid's models, plus the book's clean GroupNorm ablation of the same ResNet-50
-MODELS = (*PAPER_MODELS, "resnet50_groupnorm")
+#: the paper grid's models
+MODELS = tuple(PAPER_MODELS)
 
 
 def measure(model: str, epochs: int, train_set: str, tests: list[str], device, data_root, out: Path) -> dict:
@@ -40,8 +41,8 @@ def measure(model: str, epochs: int, train_set: str, tests: list[str], device, d
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    run = train.train(model=model, profile="paper", seed=0, train=train_set, test=tests, out=out, device=str(device),
-                      data_root=data_root, quiet=True, epochs=epochs, warmup_epochs=1, pretrained=False)
+    run = train.run(model=model, profile="paper", seed=0, train_set=train_set, test_sets=tests, out=out,
+                    device=str(device), data_root=data_root, quiet=True, epochs=epochs, warmup_epochs=1, pretrained=False)
     row["wall_s"] = time.perf_counter() - t0
     log = pd.read_csv(run / "log.csv")
     row["train_images"] = int(round(log["images_per_s"].iloc[-1] * log["seconds"].iloc[-1]))
@@ -51,7 +52,7 @@ def measure(model: str, epochs: int, train_set: str, tests: list[str], device, d
     if device.type == "cuda":
         row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     for t in tests:
-        m = json.loads((run / "eval" / train.safe_name(t) / "metrics.json").read_text())
+        m = json.loads((run / "eval" / eval_dir_name(t) / "metrics.json").read_text())
         assert 0.0 <= m["accuracy"] <= 1.0, (model, t, m["accuracy"])
         row[f"{t} n"], row[f"{t} accuracy"] = m["n"], m["accuracy"]
     raabin = datasets.DATASETS["raabin:train"].expected_total
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     dev = train.resolve_device(a.device)
     names = [m for m in a.models.split(",") if m]
     for m in names:
-        models.get_spec(m)  # unknown names fail before anything runs
+        models.get_model_config(m)  # unknown names fail before anything runs
     tests = [t for t in a.test.split(",") if t]
     info = {"torch": torch.__version__, "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"}

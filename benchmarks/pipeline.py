@@ -148,7 +148,7 @@ def reference_batches(dl, dev):
 def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int, warm: int = 1,
                 batch_size: int | None = None, workers: int = 2) -> list[dict]:
     hp_over = dict(epochs=1, warmup_epochs=1, pretrained=False, batch_size=batch_size)
-    config = train.build_config(model_name, profile, 0, "pbc:train", ("pbc:test",), False, hp_over, None)
+    config = train.build_config(model_name, profile, 0, "pbc:train", ("pbc:test",), (), hp_over, None)
     hp = config["hparams"]
     stored, crop, bs = hp["stored_size"], hp["crop_size"], hp["batch_size"]
     ds = datasets.get_dataset("pbc:train")
@@ -197,7 +197,7 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
                     return t
                 loads.append(load())
                 with trainer_fed_by(recording):
-                    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True)
+                    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True, False)
                 ips = n_batches * bs / made[0].seconds
                 speeds[kind].append(ips)
                 waits[kind].append(made[0].wait / made[0].seconds)
@@ -312,7 +312,7 @@ from pathlib import Path
 import numpy as np, torch
 from wbcbench import cache, datasets, models, train
 n, profile, device = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-config = train.build_config("resnet18_bn", profile, 0, "pbc:train", ("pbc:test",), False,
+config = train.build_config("resnet18_bn", profile, 0, "pbc:train", ("pbc:test",), (),
                             dict(epochs=1, pretrained=False), None)
 hp = config["hparams"]
 ds = datasets.get_dataset("pbc:train")
@@ -321,7 +321,7 @@ idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:n])
 dev = train.resolve_device(device)
 net = train._new_model(config, dev)
 with tempfile.TemporaryDirectory() as tmp:
-    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True)
+    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True, False)
 st = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines() if ":" in l)
 kb = lambda k: int(st[k].split()[0]) if k in st else None
 print(json.dumps(dict(maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_anon_kb=kb("RssAnon"),

@@ -35,13 +35,33 @@
 # download them as described in the data chapter and pass their folder as `data_root`.
 
 # %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = ["pbc", "lisc", "bccd", "jtsc", "cellavision"]  # `wbcbench data download` names
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab only
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
 # %% tags=["parameters"]
 data_root = None      # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./data
@@ -53,9 +73,11 @@ colour_per_class = 20 # class-balanced sample per domain for the colour statisti
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, report
+from wbcbench import plots
 from wbcbench.classes import CLASSES
 from wbcbench.datasets import DATASETS
+from wbcbench.domains import available_domains, class_counts_table, colour_stats, colour_summary
+from wbcbench.tables import to_markdown
 
 # %% [markdown]
 # ## Images per class and domain
@@ -64,9 +86,9 @@ from wbcbench.datasets import DATASETS
 # but must be downloaded by the user, see the data chapter):
 
 # %%
-domains = report.available_domains(data_root)
-counts = report.class_counts_table(domains, data_root)
-Markdown(report.to_markdown(counts))
+domains = available_domains(data_root)
+counts = class_counts_table(domains, data_root)
+Markdown(to_markdown(counts))
 
 # %%
 assert len(domains) >= 1, "no dataset found: set data_root"
@@ -103,9 +125,9 @@ assert grid.png.startswith(b"\x89PNG")
 # BN chapter measures inside the network.
 
 # %%
-stats = report.colour_stats(domains, size=colour_size, per_class=colour_per_class, data_root=data_root)
-summary = report.colour_summary(stats)
-Markdown(report.to_markdown(summary))
+stats = colour_stats(domains, size=colour_size, per_class=colour_per_class, data_root=data_root)
+summary = colour_summary(stats)
+Markdown(to_markdown(summary))
 
 # %%
 assert set(summary["dataset"]) == set(domains)

@@ -19,12 +19,13 @@
 # [**▶ Open in Colab**](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/02_train_one_run.ipynb)
 #
 # This notebook trains **one model** with **one training profile and seed** on one white-blood-cell
-# dataset, then tests it on every requested domain (optionally also with AdaBN), and shows the
-# learning curves, the per-domain metrics and the confusion matrices. It is a thin driver: all the
-# work is done by `wbcbench.train.train`, which writes a run directory
-# `<out>/<model>-<profile>-s<seed>-<hash>/` (`config.json`, `log.csv`, `eval/<test set>/metrics.json`,
-# `predictions.csv`, and `done` last). A finished run is never retrained: rerunning the notebook just
-# shows its results, and an interrupted run resumes from its last checkpoint (`resume=True`).
+# dataset, then tests it on every requested domain (optionally also with test-time adaptation: AdaBN,
+# TENT, ...), and shows the learning curves, the per-domain metrics and the confusion matrices. It is a
+# thin driver: all the work is done by `wbcbench.train.run`, which writes a run directory
+# `<out>/<model>-<profile>-s<seed>-<hash>/` (`config.json`, `log.csv`,
+# `eval/<test set>[@<method>]/metrics.json` and `predictions.csv`, and `done` last). A finished run is never
+# retrained: rerunning the notebook shows its results, adding only the evaluations it lacks (a new test
+# set or method), and an interrupted run resumes from its last checkpoint (`resume=True`).
 #
 # The defaults (`resnet18_bn`, `smoke` profile) take seconds on a laptop CPU; set `profile="cpu"` for the
 # CPU study or `profile="paper"` (on a GPU) for the paper's recipe.
@@ -51,31 +52,59 @@
 # %% [markdown]
 # ## Set-up
 
-# %%
+# %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = ["pbc", "lisc", "bccd", "jtsc", "cellavision"]  # `wbcbench data download` names
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # install the package on Colab only; locally it is already installed
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "wbcbench @ git+https://github.com/wbc-benchmark/wbc-benchmark"])
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
+# %%
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+# Without ipywidgets tqdm falls back to text bars, warning with its install path: nothing to record.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 import wbcbench.train
-from wbcbench import collect, plots, sweep
-from wbcbench.errors import WbcError
+from wbcbench import collect, parameters, plots
 
 print("CUDA available:", torch.cuda.is_available(), "| torch", torch.__version__)
 
 # %% [markdown]
 # ## Parameters
 #
-# `papermill -p NAME VALUE` replaces these values. `test` is comma-separated; `overrides` holds profile
-# settings for this run only, e.g. `{"epochs": 1}` or `{"pretrained": True}` (it must be JSON-serialisable).
+# `papermill -p NAME VALUE` replaces these values. `test` and `adapt` (test-time methods: `adabn`,
+# `batch_stats`, `tent`) are comma-separated; `overrides` holds profile settings for this run only, e.g.
+# `{"epochs": 1}` or `{"pretrained": True}` (any setting of `wbcbench.profiles.SETTINGS`; JSON-serialisable).
+# `adabn = True` is the deprecated spelling of `adapt = "adabn"`, kept for older commands.
+# `progress = False` drops the progress bars and keeps one line per epoch (sweeps do that).
 
 # %% tags=["parameters"]
 model = "resnet18_bn"
@@ -86,26 +115,30 @@ test = "pbc:test,lisc,bccd,jtsc,cellavision"
 device = "auto"
 out = "runs"
 data_root = None
+adapt = ""
 adabn = False
 resume = True
+progress = True
+weights = None
 overrides = {}
 
 # %% [markdown]
 # ## Check the parameters and train
 #
-# A parameter of the wrong type (say `seed="abc"`) stops here with a message naming it.
+# A parameter of the wrong type or out of range (say `seed="abc"`, or `overrides={"epochs": 0}`) stops here
+# with a message naming it.
 
 # %%
-params = sweep.check_parameters(model=model, profile=profile, seed=seed, train=train, test=test, device=device,
-                                out=out, data_root=data_root, adabn=adabn, resume=resume, overrides=overrides)
+params = parameters.check_parameters(
+    model=model, profile=profile, seed=seed, train=train, test=test, device=device, out=out, data_root=data_root,
+    adapt=adapt, adabn=adabn, resume=resume, progress=progress, weights=weights, overrides=overrides)
+args = parameters.run_arguments(params)
 dev = wbcbench.train.resolve_device(device)
 print("device:", dev)
 
 # %%
-run_dir = wbcbench.train.train(model=model, profile=profile, seed=seed, train=train, test=params["test"],
-                               out=out, device=str(dev), resume=resume, data_root=data_root, adabn=adabn,
-                               **params["overrides"])
-cmds = sweep.rerun_commands(**params, output=run_dir / "notebook.ipynb")
+run_dir = wbcbench.train.run(**dict(args, device=str(dev)))
+cmds = parameters.rerun_commands(**args, output=run_dir / "notebook.ipynb")
 print("run directory:", run_dir)
 print("rerun with papermill:", cmds["papermill"])
 print("rerun with the CLI:  ", cmds["cli"])
@@ -114,7 +147,7 @@ print("rerun with the CLI:  ", cmds["cli"])
 assert (run_dir / "done").is_file(), f"{run_dir} is not finished"
 config = json.loads((run_dir / "config.json").read_text())
 assert config["model"] == model and config["seed"] == seed and config["profile"] == profile
-{k: config[k] for k in ("model", "profile", "seed", "train", "test", "adabn", "device")}
+{k: config.get(k) for k in ("model", "profile", "seed", "train", "test", "adapt", "device")}
 
 # %% [markdown]
 # ## Learning curves
@@ -130,12 +163,14 @@ plots.show(plots.learning_curves_chart(log, title=run_dir.name))
 # ## Metrics per test domain
 #
 # Plain accuracy is shown next to balanced accuracy and the majority-class baseline, because several
-# domains are heavily imbalanced (BCCD is mostly neutrophils). `eval_mode` is `adabn` for the runs
-# evaluated with batch-norm statistics re-estimated on the test domain.
+# domains are heavily imbalanced (BCCD is mostly neutrophils). `eval_mode` is `standard`, or the test-time
+# method (`adabn`: batch-norm statistics re-estimated on the test domain; ...). Only the evaluations asked
+# for here are shown; the run directory may hold more, added by other commands.
 
 # %%
 table, skipped = collect.collect(run_dir)
 assert not skipped, skipped
+table = table[table["test_set"].isin(params["test"]) & table["eval_mode"].isin(["standard", *params["adapt"]])]
 assert set(table["test_set"]) == set(params["test"]), table["test_set"].tolist()
 for col in ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"):
     assert table[col].between(0, 1).all(), (col, table[col].tolist())

@@ -29,13 +29,33 @@
 # table is also put side by side with the paper's published accuracy and the differences.
 
 # %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = []  # `wbcbench data download` names
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab only
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"  # relative to the working directory or, failing that, the repository
@@ -44,10 +64,13 @@ profile = "cpu"           # keep runs of this training profile only (None: all)
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, report
+from wbcbench import plots
+from wbcbench.collect import load_runs
+from wbcbench.paper import compare_with_paper, load_published
+from wbcbench.tables import summary_table, to_markdown, wide_table
 
-runs, skipped = report.load_runs(runs_dir, profile)
-summary = report.summary_table(runs, eval_mode="standard")
+runs, skipped = load_runs(runs_dir, profile)
+summary = summary_table(runs, eval_mode="standard")
 have_runs = len(summary) > 0
 Markdown(f"**{runs['run_dir'].nunique() if have_runs else 0} finished runs** of profile `{profile}` in "
          f"`{runs_dir}`; {len(skipped)} skipped (unfinished or unreadable)." if have_runs else
@@ -59,15 +82,15 @@ Markdown(f"**{runs['run_dir'].nunique() if have_runs else 0} finished runs** of 
 # ## Accuracy (%), mean ± 95% CI (Student t) over seeds
 
 # %%
-acc = report.benchmark_table(summary, "accuracy")
-Markdown(report.to_markdown(acc, index=True) if have_runs else "_no runs yet_")
+acc = wide_table(summary, "accuracy")
+Markdown(to_markdown(acc, index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ## Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
 
 # %%
-bal = report.benchmark_table(summary, "balanced_accuracy")
-Markdown(report.to_markdown(bal, index=True) if have_runs else "_no runs yet_")
+bal = wide_table(summary, "balanced_accuracy")
+Markdown(to_markdown(bal, index=True) if have_runs else "_no runs yet_")
 
 # %%
 if have_runs:
@@ -92,11 +115,11 @@ plots.show(plots.benchmark_chart(summary, "balanced_accuracy")) if have_runs els
 
 # %%
 if profile == "paper":
-    table = report.compare_with_paper(summary)
+    table = compare_with_paper(summary)
 else:
-    table = report.load_published().rename(columns={"accuracy_mean": "paper accuracy (%)",
+    table = load_published().rename(columns={"accuracy_mean": "paper accuracy (%)",
                                                     "accuracy_ci95": "paper 95% CI"})
-Markdown(report.to_markdown(table))
+Markdown(to_markdown(table))
 
 # %%
-assert len(table) == len(report.load_published())
+assert len(table) == len(load_published())

@@ -44,13 +44,33 @@
 # gains of every study run on every domain, from the committed results.
 
 # %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = ["pbc", "lisc", "bccd", "jtsc", "cellavision"]  # `wbcbench data download` names
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab only
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
 # %% tags=["parameters"]
 checkpoint = "auto"        # a run directory or model.pt; "auto": the CPU study's resnet18_bn seed 0 (its
@@ -70,20 +90,26 @@ import tempfile
 import torch
 from IPython.display import Markdown
 
-from wbcbench import bn, paths, plots, report, train
+from wbcbench import bn, evaluate, paths, plots, train
+from wbcbench.cache import load_images
+from wbcbench.collect import load_runs
+from wbcbench.domains import available_domains, domain_sample
+from wbcbench.reproduce import retrained_checkpoint
+from wbcbench.study import adabn_gain_table, adabn_gains
+from wbcbench.tables import to_markdown
 
 provenance = None
 if checkpoint == "auto":
-    checkpoint, provenance = report.study_checkpoint(study_dir, "resnet18_bn", seed=0, data_root=data_root,
-                                                     retrain_into=paths.cache_dir() / "study-runs")
+    checkpoint, provenance = retrained_checkpoint(study_dir, "resnet18_bn", seed=0, data_root=data_root,
+                                                  retrain_into=paths.cache_dir() / "study-runs")
 if checkpoint is None:
-    checkpoint = train.train(model=model, profile=profile, seed=0, test=tuple(test_sets[:1]),
-                             out=tempfile.mkdtemp(prefix="wbc-bn-"), device=device, data_root=data_root, quiet=True)
+    checkpoint = train.run(model=model, profile=profile, seed=0, test_sets=test_sets[:1],
+                           out=tempfile.mkdtemp(prefix="wbc-bn-"), device=device, data_root=data_root, quiet=True)
     provenance = (f"a `{model}` trained just now with the `{profile}` profile"
                   + (f" ({provenance})" if provenance else ""))
 net, cfg, dev = train.load_model(checkpoint, device)
 hp = cfg["hparams"]
-domains = report.available_domains(data_root, names=test_sets)  # in test_sets order
+domains = available_domains(data_root, names=test_sets)  # in test_sets order
 Markdown(f"Network analysed: {provenance or f'`{checkpoint}`'}. Model `{cfg['model']}` (profile "
          f"`{cfg['profile']}`, trained on `{cfg['train']}`), {len(bn.bn_layers(net))} BN layers; domains: "
          f"{', '.join(domains)}.")
@@ -100,12 +126,12 @@ assert domains, "no test domain available: set data_root"
 # the reference; the further a domain's curve is above it, the more BN mis-normalises that domain.
 
 # %%
-gaps = bn.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
+gaps = evaluate.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_gap_chart(gaps))
 
 # %%
 per_domain = gaps.groupby("dataset", sort=False)[["gap", "var_ratio"]].mean().round(3).reset_index()
-Markdown(report.to_markdown(per_domain.rename(columns={"gap": "mean gap (running std)",
+Markdown(to_markdown(per_domain.rename(columns={"gap": "mean gap (running std)",
                                                        "var_ratio": "mean variance ratio"})))
 
 # %%
@@ -119,22 +145,22 @@ assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
 # test-time batch statistics would close most of the gap between the training domain and the others.
 
 # %%
-modes = bn.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
+modes = evaluate.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
 
 # %%
 wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False).round(3)
 wide["majority baseline"] = modes.groupby("dataset", sort=False)["majority_baseline"].first().round(3)
-Markdown(report.to_markdown(wide, index=True))
+Markdown(to_markdown(wide, index=True))
 
 # %%
-assert set(modes["mode"]) == {"standard", "adabn", "batch stats"}
+assert set(modes["mode"]) == {evaluate.STANDARD, *evaluate.ADAPT_METHODS}
 assert modes[["accuracy", "balanced_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
 # AdaBN re-estimates the statistics: they must move away from the stored ones
-first = bn.bn_layers(net)[0][1]
-_, _, loader = bn._domain_batches(domains[-1], hp, net.wbc_config["mean"], net.wbc_config["std"], dev,
-                                  data_root, per_class)
-adapted = dict(bn.bn_layers(bn.adabn(net, (b.x for b in itertools.islice(loader, 1)))))[bn.bn_layers(net)[0][0]]
+name, first = bn.bn_layers(net)[0]
+sample = domain_sample(domains[-1], per_class or 8, data_root)
+loader = evaluate.eval_loader(net, load_images(sample, hp["stored_size"]), sample.labels, hp, dev)
+adapted = dict(bn.bn_layers(bn.adabn(net, (b.x for b in itertools.islice(loader, 1)))))[name]
 assert not torch.allclose(adapted.running_mean, first.running_mean)
 
 
@@ -149,9 +175,9 @@ assert not torch.allclose(adapted.running_mean, first.running_mean)
 # a little.
 
 # %%
-study_runs, _ = report.load_runs(study_dir)
-gains = report.adabn_gains(study_runs, "balanced_accuracy")
-Markdown(report.to_markdown(report.adabn_gain_table(gains), index=True) if len(gains)
+study_runs, _ = load_runs(study_dir)
+gains = adabn_gains(study_runs, "balanced_accuracy")
+Markdown(to_markdown(adabn_gain_table(gains), index=True) if len(gains)
          else f"_no finished study runs with AdaBN in `{study_dir}`_")
 
 # %%

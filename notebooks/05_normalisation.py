@@ -32,13 +32,33 @@
 # and a small ViT (LayerNorm). Each cell is balanced accuracy, mean ± 95% CI (Student t) over seeds.
 
 # %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = []  # `wbcbench data download` names
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab only
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"
@@ -47,26 +67,29 @@ profile = "cpu"
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, report
+from wbcbench import plots
+from wbcbench.collect import load_runs
+from wbcbench.study import STUDY_MODELS, normalisation_table
+from wbcbench.tables import summary_table, to_markdown
 
-runs, _ = report.load_runs(runs_dir, profile)
-summary = report.summary_table(runs, eval_mode="standard")
-norm = report.normalisation_table(summary, metric="balanced_accuracy")
+runs, _ = load_runs(runs_dir, profile)
+summary = summary_table(runs, eval_mode="standard")
+norm = normalisation_table(summary, metric="balanced_accuracy")
 have_runs = not norm.empty
-Markdown(report.to_markdown(norm, index=True) if have_runs else
+Markdown(to_markdown(norm, index=True) if have_runs else
          f"**No normalisation runs of profile `{profile}` in `{runs_dir}` yet** (models "
-         f"{', '.join(report.NORM_MODELS)}). Run the CPU study sweep and re-run this notebook.")
+         f"{', '.join(STUDY_MODELS)}). Run the CPU study sweep and re-run this notebook.")
 
 # %%
 if have_runs:
-    assert set(norm.index[:-1]) <= set(report.NORM_MODELS)
+    assert set(norm.index[:-1]) <= set(STUDY_MODELS)
     assert norm.index[-1] == "majority baseline"
 
 # %% [markdown]
 # The same comparison as a chart (the dashed line is each domain's majority-class baseline):
 
 # %%
-sub = summary[summary["model"].isin(report.NORM_MODELS)] if have_runs else summary
+sub = summary[summary["model"].isin(STUDY_MODELS)] if have_runs else summary
 plots.show(plots.benchmark_chart(sub, "balanced_accuracy")) if have_runs else Markdown("_no chart: no runs yet_")
 
 # %% [markdown]
@@ -75,5 +98,5 @@ plots.show(plots.benchmark_chart(sub, "balanced_accuracy")) if have_runs else Ma
 # Plain accuracy of the same runs (inflated on domains dominated by one class; compare with the baseline).
 
 # %%
-Markdown(report.to_markdown(report.normalisation_table(summary, metric="accuracy"), index=True)
+Markdown(to_markdown(normalisation_table(summary, metric="accuracy"), index=True)
          if have_runs else "_no runs yet_")

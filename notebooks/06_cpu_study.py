@@ -41,13 +41,33 @@
 # number in the verdict is computed, and each of its qualitative statements is asserted against the runs.
 
 # %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = []  # `wbcbench data download` names
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab only
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/wbc-benchmark/wbc-benchmark"], check=True)
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"         # the grid's run folders (wbcbench sweep --grid cpu-study --out results/cpu)
@@ -56,15 +76,22 @@ pilot_dir = "results/cpu-pilot"  # the runs on pbc:val that chose the cpu profil
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, report
+from wbcbench import plots, study, study_tables
+from wbcbench.collect import load_runs
+from wbcbench.grids import grid_size
+from wbcbench.paper import PAPER_COUNTERPARTS, paper_orientation
+from wbcbench.tables import summary_table, to_markdown, wide_table
 
-runs, skipped = report.load_runs(runs_dir)
-grid = report.grid_size("cpu-study")
+runs, skipped = load_runs(runs_dir)
+grid = grid_size("cpu-study")
 have_runs = len(runs) > 0
 n_done = runs["run_dir"].nunique() if have_runs else 0
-Markdown(f"**{n_done} of the grid's {grid['runs']} runs have finished** ({len(grid['models'])} models x "
+in_grid = runs[runs["model"].isin(grid["models"])]["run_dir"].nunique() if have_runs else 0
+others = sorted(set(runs["model"]) - set(grid["models"])) if have_runs else []
+Markdown(f"**{in_grid} of the grid's {grid['runs']} runs have finished** ({len(grid['models'])} models x "
          f"{len(grid['seeds'])} seeds) in `{runs_dir}`; unfinished or unreadable run folders, not counted: "
-         f"{len(skipped)}." if have_runs else
+         f"{len(skipped)}." + (f" Also shown: {n_done - in_grid} finished runs of models no longer in the grid "
+                               f"({', '.join(others)})." if others else "") if have_runs else
          f"**No finished runs in `{runs_dir}` yet.** Start the grid (section 8) and re-run this notebook; "
          "the tables and figures below stay empty until then, and every verdict reads *undetermined*.")
 
@@ -76,11 +103,11 @@ Markdown(f"**{n_done} of the grid's {grid['runs']} runs have finished** ({len(gr
 # finished.
 
 # %%
-settings, seeds = report.study_protocol(runs_dir)
-Markdown(report.to_markdown(settings) if len(settings) else "_no run folders yet_")
+settings, seeds = study_tables.study_protocol(runs_dir)
+Markdown(to_markdown(settings) if len(settings) else "_no run folders yet_")
 
 # %%
-Markdown(report.to_markdown(seeds) if len(seeds) else "_no run folders yet_")
+Markdown(to_markdown(seeds) if len(seeds) else "_no run folders yet_")
 
 # %% [markdown]
 # ### How the `cpu` profile was chosen
@@ -93,8 +120,8 @@ Markdown(report.to_markdown(seeds) if len(seeds) else "_no run folders yet_")
 # ran at the same time), so they are indicative only.
 
 # %%
-pilot = report.pilot_table(pilot_dir)
-Markdown(report.to_markdown(pilot.round({"pbc:val accuracy": 3, "pbc:val balanced accuracy": 3,
+pilot = study_tables.pilot_table(pilot_dir)
+Markdown(to_markdown(pilot.round({"pbc:val accuracy": 3, "pbc:val balanced accuracy": 3,
                                           "training seconds": 0})) if len(pilot) else f"_no pilot runs in `{pilot_dir}`_")
 
 # %%
@@ -122,27 +149,27 @@ if len(settings):
 # The test-image counts per class, from the runs' own metrics:
 
 # %%
-Markdown(report.to_markdown(report.domain_class_counts(runs)) if have_runs else "_no runs yet_")
+Markdown(to_markdown(study_tables.domain_class_counts(runs)) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ### Accuracy (%), mean ± 95% CI (Student t) over seeds
 
 # %%
-summary = report.study_summary(runs)
-tables = {m: report.study_table(summary, m) for m in report.STUDY_METRICS}
-Markdown(report.to_markdown(tables["accuracy"], index=True) if have_runs else "_no runs yet_")
+summary = summary_table(runs, metrics=study.STUDY_METRICS, model_order=study.STUDY_MODELS)
+tables = {m: wide_table(summary, m, seeds=True) for m in study.STUDY_METRICS}
+Markdown(to_markdown(tables["accuracy"], index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ### Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
 
 # %%
-Markdown(report.to_markdown(tables["balanced_accuracy"], index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(tables["balanced_accuracy"], index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ### Balanced accuracy over the classes with at least 5 test images (%), mean ± 95% CI (Student t)
 
 # %%
-Markdown(report.to_markdown(tables["balanced_accuracy_min5"], index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(tables["balanced_accuracy_min5"], index=True) if have_runs else "_no runs yet_")
 
 # %%
 if have_runs:
@@ -163,12 +190,12 @@ else:
 # without a bar has one seed.
 
 # %%
-drops = report.domain_drops(runs, "accuracy")
+drops = study.domain_drops(runs, "accuracy")
 plots.show(plots.drop_chart(drops, "accuracy")) if len(drops) else Markdown("_no chart: no runs yet_")
 
 # %%
 if len(drops):
-    assert set(drops["test_set"]) <= set(report.SHIFTED_DOMAINS)
+    assert set(drops["test_set"]) <= set(study.SHIFTED_DOMAINS)
     assert (drops["drop_lo"] <= drops["drop_mean"]).all() and (drops["drop_mean"] <= drops["drop_hi"]).all()
 
 # %% [markdown]
@@ -178,7 +205,7 @@ if len(drops):
 # of a class with 1 or 3 images (see the counts above) is a coarse number.
 
 # %%
-recall = report.recall_by_class(runs)
+recall = study_tables.recall_by_class(runs)
 plots.show(plots.recall_heatmap(recall)) if len(recall) else Markdown("_no chart: no runs yet_")
 
 # %%
@@ -196,16 +223,16 @@ if len(recall):
 # true class, colour: share of the row, numbers: image counts).
 
 # %%
-ranking = report.rank_models(summary)
-Markdown(report.to_markdown(ranking.round(3)) if len(ranking) else "_no ranking: no runs yet_")
+ranking = study.rank_models(summary)
+Markdown(to_markdown(ranking.round(3)) if len(ranking) else "_no ranking: no runs yet_")
 
 # %%
 confusions = {}
 if len(ranking):
     picks = [("best", ranking["model"].iloc[0]), ("worst", ranking["model"].iloc[-1])]
     for tag, model in picks[: 1 if len(ranking) == 1 else 2]:
-        for t in report.SHIFTED_DOMAINS:
-            cm, n = report.summed_confusion(runs, model, t)
+        for t in study.SHIFTED_DOMAINS:
+            cm, n = study_tables.summed_confusion(runs, model, t)
             if cm is not None:
                 confusions[f"{tag}: {model}, {t} ({n} seed{'s' if n > 1 else ''})"] = cm
 plots.show(plots.confusion_chart(confusions, columns=4)) if confusions else Markdown("_no matrices: no runs yet_")
@@ -213,8 +240,8 @@ plots.show(plots.confusion_chart(confusions, columns=4)) if confusions else Mark
 # %%
 if confusions:
     best = ranking["model"].iloc[0]
-    for t in report.SHIFTED_DOMAINS:
-        cm, n = report.summed_confusion(runs, best, t)
+    for t in study.SHIFTED_DOMAINS:
+        cm, n = study_tables.summed_confusion(runs, best, t)
         per_seed = runs[(runs["model"] == best) & (runs["test_set"] == t) & (runs["eval_mode"] == "standard")]
         assert cm.sum() == per_seed["n"].sum() and n == len(per_seed)
 
@@ -239,10 +266,10 @@ if confusions:
 # absolute accuracy on the shifted domain, not the drop: a model that is worse everywhere fails it too.
 
 # %%
-verdict = report.verdicts(runs, "balanced_accuracy")
-overview = report.verdict_overview(verdict)
+verdict = study.verdicts(runs, "balanced_accuracy")
+overview = study.verdict_overview(verdict)
 Markdown("**Per claim, the number of (comparison, domain) cells with each verdict:**\n\n" +
-         report.to_markdown(overview))
+         to_markdown(overview))
 
 # %% [markdown]
 # ### In plain words
@@ -255,7 +282,7 @@ Markdown("**Per claim, the number of (comparison, domain) cells with each verdic
 
 # %%
 def v(model, test_set, mode="standard", metric="balanced_accuracy"):
-    return report.cell_value(summary, model, test_set, metric, mode)
+    return study.cell_value(summary, model, test_set, metric, mode)
 
 
 def pct(model, test_set, mode="standard"):
@@ -275,8 +302,8 @@ def pp(x):
 standard = ranking["model"].tolist()
 resnets = [m for m in standard if m.startswith("resnet18_")]
 plain = None
-if len(ranking) == len(grid["models"]) and (verdict["verdict"] != "undetermined").all():
-    ind = {m: v(m, report.IN_DOMAIN)[0] for m in standard}
+if set(grid["models"]) <= set(ranking["model"]) and not verdict["verdict"].str.startswith("undetermined").any():
+    ind = {m: v(m, study.IN_DOMAIN)[0] for m in standard}
     shifted = dict(zip(ranking["model"], ranking.iloc[:, 1]))
     floor = [v(m, t)[0] for m in resnets for t in ("bccd", "jtsc")]
     a = verdict[verdict["claim"] == "a"]
@@ -284,11 +311,11 @@ if len(ranking) == len(grid["models"]) and (verdict["verdict"] != "undetermined"
     c = verdict[verdict["claim"] == "c"]
     d = verdict[verdict["claim"] == "d"]
     e = verdict[verdict["claim"] == "e"]
-    gains = report.adabn_gains(runs)
+    gains = study.adabn_gains(runs)
     gain = gains.set_index(["model", "test_set"])["gain"]
-    in_cost = gains[gains["test_set"] == report.IN_DOMAIN]["gain"]
+    in_cost = gains[gains["test_set"] == study.IN_DOMAIN]["gain"]
     best_adapted = {t: summary[(summary["test_set"] == t)].sort_values("balanced_accuracy_mean").iloc[-1]["label"]
-                    for t in report.SHIFTED_DOMAINS}
+                    for t in study.SHIFTED_DOMAINS}
 
     # every qualitative statement of the text below, checked against the runs
     assert all(shifted[m] < ind[m] - 0.3 for m in standard), "not every model loses 30+ points under shift"
@@ -298,7 +325,7 @@ if len(ranking) == len(grid["models"]) and (verdict["verdict"] != "undetermined"
     assert (c["verdict"].str.startswith("inconclusive")).all()
     assert count("d", "holds") == 0 and count("d", "does not hold") >= 1
     assert count("e", "does not hold") == 0 and count("e", "holds") > len(e) / 2
-    assert (gains[gains["test_set"] != report.IN_DOMAIN]["gain"] > 0).all() and (in_cost < 0).all()
+    assert (gains[gains["test_set"] != study.IN_DOMAIN]["gain"] > 0).all() and (in_cost < 0).all()
     assert set(best_adapted.values()) == {"efficientnet_lite0 + AdaBN"}
 
     plain = f"""
@@ -358,12 +385,12 @@ Markdown("\n".join(lines))
 # images, to see whether the verdict depends on the metric:
 
 # %%
-other = {m: report.verdict_overview(report.verdicts(runs, m)) for m in ("accuracy", "balanced_accuracy_min5")}
-Markdown("\n\n".join(f"**{report.METRIC_NAMES[m]}**\n\n" + report.to_markdown(o) for m, o in other.items()))
+other = {m: study.verdict_overview(study.verdicts(runs, m)) for m in ("accuracy", "balanced_accuracy_min5")}
+Markdown("\n\n".join(f"**{study.METRIC_NAMES[m]}**\n\n" + to_markdown(o) for m, o in other.items()))
 
 # %%
-n_pairs = sum(len(p) for _, _, p in report.STUDY_CLAIMS)
-assert len(verdict) == n_pairs * len(report.SHIFTED_DOMAINS)
+n_pairs = sum(len(p) for _, _, p in study.STUDY_CLAIMS)
+assert len(verdict) == n_pairs * len(study.SHIFTED_DOMAINS)
 assert verdict["verdict"].str.match(r"^(holds|does not hold|inconclusive|undetermined)").all()
 decided = verdict[verdict["verdict"].isin(["holds", "does not hold"])]
 assert ((decided["verdict"] == "holds") == (decided["lo"] > 0)).all()
@@ -385,11 +412,11 @@ if not have_runs:
 # neither the training data nor the models are the same, and the numbers are not expected to agree.
 
 # %%
-orient = report.paper_orientation(summary, "bccd")
-Markdown(report.to_markdown(orient))
+orient = paper_orientation(summary, "bccd")
+Markdown(to_markdown(orient))
 
 # %%
-assert len(orient) == len(report.PAPER_COUNTERPARTS)
+assert len(orient) == len(PAPER_COUNTERPARTS)
 assert orient["paper bccd accuracy (%)"].ne("–").all()  # every counterpart's paper number is in the CSV
 
 # %% [markdown]
@@ -408,7 +435,7 @@ assert orient["paper bccd accuracy (%)"].ne("–").all()  # every counterpart's 
 # here (change `--seed` for the others):
 
 # %%
-rerun = report.study_rerun(runs_dir, out=runs_dir)
+rerun = study_tables.study_rerun(runs_dir, out=runs_dir)
 one = rerun.drop_duplicates("model") if len(rerun) else rerun
 Markdown("```bash\n" + "\n".join(one["cli"]) + "\n```" if len(one) else "_no run folders yet_")
 

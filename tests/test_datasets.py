@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from wbcbench import datasets as D
+from wbcbench import verify as V
+from wbcbench.sources import DATASETS, KINDS
 from wbcbench.classes import CLASSES
 from wbcbench.errors import WbcError
 from realdata import image_folder, real_files
@@ -19,21 +21,23 @@ BUNDLED = ("pbc", "pbc:train", "pbc:val", "pbc:test", "lisc", "bccd", "jtsc", "c
 def test_registry_names_and_metadata():
     expected = {"pbc", "pbc:train", "pbc:val", "pbc:test", "lisc", "bccd", "jtsc", "cellavision",
                 "raabin:train", "raabin:testA", "raabin:testB", "lisc-paper"}
-    assert set(D.DATASETS) == expected
-    for spec in D.DATASETS.values():
+    assert set(DATASETS) == expected
+    for spec in DATASETS.values():
         assert spec.licence and spec.citation and spec.download and spec.url
         if spec.expected_counts is not None:
             assert list(spec.expected_counts) == list(CLASSES)
             assert sum(spec.expected_counts.values()) == spec.expected_total
-    assert [D.DATASETS[f"raabin:{s}"].expected_total for s in ("train", "testA", "testB")] == [10175, 4339, 2119]
-    split_sum = {c: sum(D.DATASETS[f"pbc:{s}"].expected_counts[c] for s in ("train", "val", "test"))
+    assert [DATASETS[f"raabin:{s}"].expected_total for s in ("train", "testA", "testB")] == [10175, 4339, 2119]
+    split_sum = {c: sum(DATASETS[f"pbc:{s}"].expected_counts[c] for s in ("train", "val", "test"))
                  for c in CLASSES}
-    assert split_sum == D.DATASETS["pbc"].expected_counts
+    assert split_sum == DATASETS["pbc"].expected_counts
+    assert {spec.kind for spec in DATASETS.values()} == set(KINDS)
+    assert D.DATASETS is DATASETS  # one registry, read by datasets
 
 
-@pytest.mark.parametrize("name", sorted(D.DATASETS))
+@pytest.mark.parametrize("name", sorted(DATASETS))
 def test_counts_match_registry(data_root, name):
-    spec = D.DATASETS[name]
+    spec = DATASETS[name]
     try:
         ds = D.get_dataset(name, data_root)
     except WbcError as e:
@@ -87,7 +91,7 @@ def test_image_folder_path_with_missing_classes(tmp_path, data_root):
 
 def test_path_with_manifest_is_read_from_manifest(data_root):
     ds = D.get_dataset(str(data_root / "cellavision"))
-    assert ds.class_counts() == D.DATASETS["cellavision"].expected_counts
+    assert ds.class_counts() == DATASETS["cellavision"].expected_counts
     assert ds.manifest_hash() == D.get_dataset("cellavision", data_root).manifest_hash()
 
 
@@ -106,13 +110,16 @@ def test_raabin_shaped_folder_loads(tmp_path, data_root):
     assert D.get_dataset("raabin:testA", root).class_counts() == dict.fromkeys(CLASSES, 2)
     test_b = D.get_dataset("raabin:testB", root).class_counts()
     assert test_b == {"Basophil": 0, "Eosinophil": 2, "Lymphocyte": 2, "Monocyte": 0, "Neutrophil": 2}
-    report = D.verify("raabin:train", root)  # a 15-image 'Train' is not the published one
+    report = V.verify("raabin:train", root)  # a 15-image 'Train' is not the published one
     assert not report["ok"] and report["count_mismatch"]["Neutrophil"] == {"found": 3, "expected": 6231}
     assert report["bad_files"] == [] and report["checked_decode"] == 15
-    everything = {r["name"]: r for r in D.verify(None, root)}
-    assert set(everything) == set(D.DATASETS)
+    everything = {r["name"]: r for r in V.verify(None, root)}
+    assert set(everything) == set(DATASETS)
     assert everything["pbc"]["available"] is False and "pbc" in everything["pbc"]["problem"]
     assert everything["raabin:testB"]["ok"] is False  # 6 images, registry says 2119
+    assert V.describe(everything["pbc"]) == "pbc: not available" and everything["pbc"]["checked"] == 0
+    assert V.describe(everything["raabin:testB"]).endswith("6 images, registry says 2119")
+    assert everything["raabin:testA"]["checked"] == 10
     listing = D.list_datasets(root).set_index("name")
     assert listing.loc["raabin:train", "available"].startswith("yes (15 images")
     assert listing.loc["pbc", "available"] == "no"
@@ -126,8 +133,9 @@ def test_paper_layout_aliases(tmp_path, data_root):
 
 
 def test_verify_names_bad_files(tmp_path, data_root):
-    report = D.verify("jtsc", data_root)
+    report = V.verify("jtsc", data_root)
     assert report["ok"] and report["checked_md5"] == 300 and report["bad_files"] == []
+    assert report["checked"] == 300 and V.describe(report) == "jtsc: ok, 300 images checked (300 by md5, 0 decoded)"
     # a manifest dataset whose file no longer matches its md5, and an unmanifested truncated JPEG
     src = real_files(data_root, "bccd", "Eosinophil", 2)
     d = tmp_path / "tampered"
@@ -135,18 +143,19 @@ def test_verify_names_bad_files(tmp_path, data_root):
     shutil.copy(src[0], d / "Eosinophil" / "a.jpg")
     shutil.copy(src[1], d / "Eosinophil" / "b.jpg")
     (d / "manifest.csv").write_text("path,label,md5,source\nEosinophil/a.jpg,Eosinophil,0123456789abcdef0123456789abcdef,x\n"
-                                    f"Eosinophil/b.jpg,Eosinophil,{D.file_digest(src[1])},x\n")
-    r = D.verify(str(d))
+                                    f"Eosinophil/b.jpg,Eosinophil,{V.file_digest(src[1])},x\n")
+    r = V.verify(str(d))
     assert not r["ok"] and [b["path"] for b in r["bad_files"]] == [str(d / "Eosinophil" / "a.jpg")]
+    assert V.describe(r) == f"{d}: FAILED, 2 images checked (2 by md5, 0 decoded): 1 bad file(s)"
     (d / "Eosinophil" / "b.jpg").unlink()  # verify lists missing files too, instead of stopping at them
-    r = D.verify(str(d))
+    r = V.verify(str(d))
     assert [(Path(b["path"]).name, b["problem"]) for b in r["bad_files"]][1] == ("b.jpg", "missing")
     e = tmp_path / "cut"
     (e / "Eosinophil").mkdir(parents=True)
     data = src[0].read_bytes()
     (e / "Eosinophil" / "cut.jpg").write_bytes(data[: len(data) // 2])
     shutil.copy(src[1], e / "Eosinophil" / "whole.jpg")
-    r = D.verify(str(e))
+    r = V.verify(str(e))
     assert [Path(b["path"]).name for b in r["bad_files"]] == ["cut.jpg"] and not r["ok"]
 
 
@@ -192,6 +201,19 @@ def test_list_datasets_columns(data_root):
     got = df.set_index("name")
     assert got.loc["pbc", "n_images"] == 10298 and got.loc["bccd", "Neutrophil"] == 207
     assert all(got.loc[n, "available"] == "yes" for n in BUNDLED)
+
+
+def test_parse_test_sets():
+    assert D.parse_test_sets("pbc:test, lisc") == ["pbc:test", "lisc"]
+    assert D.parse_test_sets(" pbc:test,,lisc, pbc:test ,") == ["pbc:test", "lisc"]  # order kept, once each
+    assert D.parse_test_sets(["bccd ", "jtsc", "bccd"]) == ["bccd", "jtsc"]
+    assert D.parse_test_sets(("cellavision",)) == ["cellavision"]
+    assert D.parse_test_sets([Path("some/folder")]) == ["some/folder"]
+    for empty in ("", " , ", [], [" "], None):
+        with pytest.raises(WbcError, match="no test set given"):
+            D.parse_test_sets(empty)
+    with pytest.raises(WbcError, match="test set 3 is not a name"):
+        D.parse_test_sets(["pbc:test", 3])
 
 
 # --- bad input: one WbcError naming the culprit ----------------------------------------------------------

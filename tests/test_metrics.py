@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from wbcbench.metrics import compute_metrics, confusion_matrix, expected_calibration_error, mean_ci
+from wbcbench.metrics import compute_metrics, confusion_matrix, expected_calibration_error
 
 
 def onehot(preds, p=1.0):
@@ -48,13 +48,18 @@ def test_confusion_rows_are_truth():
     assert cm[0, 0] == 1 and cm[0, 3] == 1 and cm[2, 3] == 1 and cm.sum() == 3
 
 
-def test_mean_ci_student_t():
-    s = mean_ci([0.8, 0.9, 1.0])
-    # sd = 0.1, sem = 0.1/sqrt(3), t_{0.975, 2} = 4.302653
-    assert s["mean"] == pytest.approx(0.9)
-    assert s["sem"] == pytest.approx(0.1 / math.sqrt(3))
-    assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
-    assert math.isnan(mean_ci([0.5])["ci95"]) and mean_ci([])["n"] == 0
+def test_macro_f1_averages_over_the_classes_present_only():
+    """A class that is predicted but absent from the test set is left out of the average (scikit-learn's
+    default f1_score(average="macro") would count it as 0 over the truth-or-predicted classes)."""
+    # truth: B, B, E, E; predicted: B, L, E, E (Lymphocyte predicted once, never true)
+    labels = np.array([0, 0, 1, 1])
+    m = compute_metrics(labels, onehot([0, 2, 1, 1]))
+    # B: precision 1/1, recall 1/2 -> F1 2/3; E: precision 2/2, recall 2/2 -> F1 1; L, M, N absent
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1) / 2)          # 0.8333, ours
+    assert m["macro_f1"] != pytest.approx((2 / 3 + 1 + 0) / 3)      # 0.5556, truth-or-predicted classes
+    assert m["macro_f1"] != pytest.approx((2 / 3 + 1) / 5)          # 0.3333, all five labels
+    assert m["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)  # the same classes-present rule
+    assert m["per_class_recall"]["Lymphocyte"] is None
 
 
 def test_bad_shapes_rejected():

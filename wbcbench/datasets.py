@@ -1,8 +1,8 @@
-"""Named WBC datasets (one registry), arbitrary ImageFolder test sets, class-balanced subsets and checks.
+"""Reading datasets: registry names (`wbcbench.sources`), manifests, ImageFolder trees, class-balanced subsets.
 
 Every dataset resolves to the same thing: a list of files under a root with labels in the canonical class
-order of `wbcbench.classes`. Expected class counts live here, once, in `DATASETS`; `verify` and the tests
-compare the data on disk against them, so a partial download or a changed mirror is caught, not trained on.
+order of `wbcbench.classes`, and a manifest hash that keys the image cache. Checking the files against the
+registry's counts and the manifests' md5s is `wbcbench.verify`.
 """
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from .classes import CLASSES, NUM_CLASSES, class_index
 from .errors import WbcError, unknown
 from .paths import data_root as _data_root
+from .sources import DATASETS, DatasetSpec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MANIFEST = "manifest.csv"
@@ -90,10 +91,6 @@ class Dataset:
 # Readers
 
 
-def _counts(b, e, l, m, n) -> dict[str, int]:  # noqa: E741 - the five class initials
-    return dict(zip(CLASSES, (b, e, l, m, n)))
-
-
 def _read_csv(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
     try:
         with open(path, newline="") as f:
@@ -140,7 +137,7 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def _walk_images(top: Path, ancestors: tuple[tuple[int, int], ...]) -> list[Path]:
+def walk_images(top: Path, ancestors: tuple[tuple[int, int], ...]) -> list[Path]:
     """Image files under `top`, recursively and sorted, following symlinks but refusing loops and
     dangling links (they would otherwise hang the scan or silently drop images)."""
     try:
@@ -164,7 +161,7 @@ def _walk_images(top: Path, ancestors: tuple[tuple[int, int], ...]) -> list[Path
                 raise WbcError(f"broken or looping symlink {p} ({err.strerror or err})") from None
             raise WbcError(f"cannot read {p}: {err.strerror or err}") from None
         if stat.S_ISDIR(mode):
-            out.extend(_walk_images(p, ancestors))
+            out.extend(walk_images(p, ancestors))
         elif stat.S_ISREG(mode) and _is_image(e.name):
             out.append(p)
     return out
@@ -191,7 +188,7 @@ def read_image_folder(folder: Path, name: str | None = None) -> Dataset:
         if not is_dir:
             continue  # README, manifest, zip next to the class folders
         y = class_index(e.name, where=str(folder))
-        for f in _walk_images(Path(e.path), ((st.st_dev, st.st_ino),)):
+        for f in walk_images(Path(e.path), ((st.st_dev, st.st_ino),)):
             paths.append(f.relative_to(folder).as_posix())
             labels.append(y)
     if not paths:
@@ -231,144 +228,24 @@ def _first_existing(root: Path, candidates: tuple[str, ...]) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Registry
+# Registry names
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a named dataset is, where it comes from, and what it must contain."""
-
-    name: str
-    domain: str
-    description: str
-    citation: str
-    licence: str
-    url: str
-    download: str                               # how to get it and where to put it under the data root
-    location: tuple[str, ...]                   # folder(s) under the data root, first is canonical
-    expected_counts: dict[str, int] | None      # per class; None where no published breakdown is known
-    expected_total: int | None
-    loader: Callable[..., Dataset]              # loader(root, check_files=True)
-
-    def load(self, root: Path, check_files: bool = True) -> Dataset:
-        return self.loader(root, check_files)
-
-
-def _manifest_loader(name: str, folder: str):
-    def load(root: Path, check_files: bool = True) -> Dataset:
-        if not (root / folder / MANIFEST).is_file():
-            spec = DATASETS[name]
-            raise WbcError(f"dataset {name!r} not found: {root / folder / MANIFEST} is missing. {spec.download}")
-        return read_manifest(root / folder, name, check_files)
-    return load
-
-
-def _split_loader(split: str):
-    def load(root: Path, check_files: bool = True) -> Dataset:
-        if not (root / "pbc" / MANIFEST).is_file():
-            raise WbcError(f"dataset 'pbc:{split}' not found: {root / 'pbc' / MANIFEST} is missing. "
-                           f"{DATASETS['pbc'].download}")
-        return _pbc_split(root, split, check_files)
-    return load
-
-
-def _folder_loader(name: str):
-    def load(root: Path, check_files: bool = True) -> Dataset:  # a scanned folder lists only what exists
-        spec = DATASETS[name]
+def load_spec(spec: DatasetSpec, root: Path, check_files: bool = True) -> Dataset:
+    """The files of registered dataset `spec` under data root `root`, read as its `kind` says; a missing
+    dataset is a WbcError that says how to get it."""
+    if spec.kind == "folder":  # a scanned folder lists only what exists
         folder = _first_existing(root, spec.location)
         if folder is None:
-            raise WbcError(f"dataset {name!r} not found: expected {root / spec.location[0]}/<Class>/ "
+            raise WbcError(f"dataset {spec.name!r} not found: expected {root / spec.location[0]}/<Class>/ "
                            f"(class folders {', '.join(CLASSES)}). {spec.download}")
-        return read_image_folder(folder, name)
-    return load
-
-
-_PBC_CITE = ("Acevedo A. et al., A dataset of microscopic peripheral blood cell images for development of automatic "
-             "recognition systems, Data in Brief 30 (2020) 105474; doi:10.17632/snkd93bnjr.1")
-_WBCATT_CITE = "Tsutsui S., Pang W., Wen B., WBCAtt: a white blood cell dataset annotated with attributes, NeurIPS 2023"
-_RAABIN_CITE = ("Kouzehkanan Z. M. et al., A large dataset of white blood cells containing cell locations and types, "
-                "along with segmented nuclei and cytoplasm, Scientific Reports 12, 1123 (2022); "
-                "doi:10.1038/s41598-021-04426-x")
-_LISC_CITE = ("Rezatofighi S. H., Soltanian-Zadeh H., Automatic recognition of five types of white blood cells in "
-              "peripheral blood, Computerized Medical Imaging and Graphics 35 (2011) 333-343")
-_ZHENG_CITE = ("Zheng X. et al., Fast and robust segmentation of white blood cell images by self-supervised "
-               "learning, Micron 107 (2018) 55-71")
-_SHARED = "It ships with the project's data bundle (wbc-data); point --data-root or WBCBENCH_DATA at it."
-_RAABIN_DL = ("Download the double-labelled cropped cells 'Train', 'TestA' and 'TestB' from "
-              "https://raabindata.com/free-data/ and unzip them into <data-root>/raabin/ so that "
-              "<data-root>/raabin/Train/Neutrophil/... exists (the paper's ./data/RaabinWBC/ also works, as "
-              "<data-root>/RaabinWBC/).")
-_LISC_PAPER_DL = ("The paper's LISC crops: download LISC from https://drive.google.com/file/d/"
-                  "1gknVrSs1CRy8PoIh1HXiGu-1ObH3cQ9S (via github.com/nimaadmed/WBC_Feature), then sort "
-                  "Train/ and Test/ into class folders with Train.json/Test.json as the paper's "
-                  "scripts/organize_lisc.py does (1 Neutrophil, 2 Lymphocyte, 3 Monocyte, 4 Eosinophil, "
-                  "5 Basophil), into <data-root>/lisc-paper/<Class>/ (or <data-root>/LISCCropped/).")
-
-# WBCAtt split class counts (B/E/L/M/N), counted from splits/pbc_wbcatt_*.csv; they sum to the PBC table.
-_SPLITS = {"train": _counts(744, 1876, 736, 829, 1984), "val": _counts(125, 314, 111, 146, 334),
-           "test": _counts(349, 927, 367, 445, 1011)}
-
-DATASETS: dict[str, DatasetSpec] = {}
-
-
-def _register(spec: DatasetSpec) -> None:
-    if spec.expected_counts is not None:
-        assert sum(spec.expected_counts.values()) == spec.expected_total, spec.name
-    DATASETS[spec.name] = spec
-
-
-_register(DatasetSpec(
-    "pbc", "Hospital Clinic Barcelona, CellaVision DM96", "PBC normal peripheral blood cells, 5 WBC classes "
-    "(all 10,298 images; Neutrophil holds segmented, band and unlabelled-stage neutrophils)",
-    _PBC_CITE, "CC-BY-4.0", "https://data.mendeley.com/datasets/snkd93bnjr/1", _SHARED, ("pbc",),
-    _counts(1218, 3117, 1214, 1420, 3329), 10298, _manifest_loader("pbc", "pbc")))
-for _s in ("train", "val", "test"):
-    _register(DatasetSpec(
-        f"pbc:{_s}", "Hospital Clinic Barcelona, CellaVision DM96", f"PBC, WBCAtt official {_s} split",
-        f"{_PBC_CITE}; split: {_WBCATT_CITE}", "CC-BY-4.0 (images), MIT (split)",
-        "https://github.com/apple2373/wbcatt", _SHARED, ("pbc", "splits"),
-        _SPLITS[_s], sum(_SPLITS[_s].values()), _split_loader(_s)))
-_register(DatasetSpec(
-    "lisc", "Tehran, Axioskop 40 + Sony SSCDC50AP", "LISC, cell-centred 224x224 crops from a public "
-    "re-processing (not the paper's exact crops; several crops may show the same cell)", _LISC_CITE,
-    "MIT (crop repository); LISC terms apply", "https://github.com/BTrDung/approach-to-segmentation-and-"
-    "classification-from-leukocyte-images-to-count-blood-cells", _SHARED, ("lisc",),
-    _counts(65, 38, 74, 60, 73), 310, _manifest_loader("lisc", "lisc")))
-_register(DatasetSpec(
-    "bccd", "BCCD smears (Kaggle blood-cells)", "BCCD single-cell crops, cleaned; the "
-    "paper's BCCD test set (59% Neutrophil)", "BCCD dataset; cleaned crops: github.com/apple2373/BCCD", "MIT",
-    "https://github.com/apple2373/BCCD", _SHARED, ("bccd",),
-    _counts(3, 88, 33, 20, 207), 351, _manifest_loader("bccd", "bccd")))
-_register(DatasetSpec(
-    "jtsc", "Jiangxi Tecom, Motic Moticam Pro 252A + N800-D", "Zheng et al. dataset 1, 120x120, yellow "
-    "background; labels by the dataset authors, one Basophil, one duplicated image", _ZHENG_CITE, "GPL-3.0",
-    "https://github.com/zxaoyou/segmentation_WBC", _SHARED, ("jtsc",),
-    _counts(1, 22, 53, 48, 176), 300, _manifest_loader("jtsc", "jtsc")))
-_register(DatasetSpec(
-    "cellavision", "CellaVision blog images", "Zheng et al. dataset 2, 300x300; labels by the dataset authors",
-    _ZHENG_CITE, "GPL-3.0", "https://github.com/zxaoyou/segmentation_WBC", _SHARED, ("cellavision",),
-    _counts(3, 12, 37, 15, 33), 100, _manifest_loader("cellavision", "cellavision")))
-# Raabin-WBC double-labelled crops (Kouzehkanan et al. 2022): Train + TestA per class sum to the paper's
-# double-labelled totals (N 8891, L 3461, M 795, E 1066, B 301). TestB (another imaging setup) lacks some
-# classes; only its total is checked because its per-class breakdown is not recorded here.
-_register(DatasetSpec(
-    "raabin:train", "Raabin-WBC (Tehran), Train/TestA imaging setups", "Raabin-WBC Train (the paper's "
-    "training set)", _RAABIN_CITE, "free for research (see raabindata.com)", "https://raabindata.com/free-data/",
-    _RAABIN_DL, ("raabin/Train", "RaabinWBC/Train"), _counts(212, 744, 2427, 561, 6231), 10175,
-    _folder_loader("raabin:train")))
-_register(DatasetSpec(
-    "raabin:testA", "Raabin-WBC (Tehran), Train/TestA imaging setups", "Raabin-WBC TestA (in-domain test)",
-    _RAABIN_CITE, "free for research (see raabindata.com)", "https://raabindata.com/free-data/", _RAABIN_DL,
-    ("raabin/TestA", "RaabinWBC/TestA"), _counts(89, 322, 1034, 234, 2660), 4339, _folder_loader("raabin:testA")))
-_register(DatasetSpec(
-    "raabin:testB", "Raabin-WBC (Tehran), a different imaging setup", "Raabin-WBC TestB (domain shift within "
-    "Raabin; some classes absent)", _RAABIN_CITE, "free for research (see raabindata.com)",
-    "https://raabindata.com/free-data/", _RAABIN_DL, ("raabin/TestB", "RaabinWBC/TestB"), None, 2119,
-    _folder_loader("raabin:testB")))
-_register(DatasetSpec(
-    "lisc-paper", "Tehran, Axioskop 40 + Sony SSCDC50AP", "LISC crops exactly as the paper used them "
-    "(WBC_Feature release)", _LISC_CITE, "LISC terms apply", "https://github.com/nimaadmed/WBC_Feature",
-    _LISC_PAPER_DL, ("lisc-paper", "LISCCropped"), None, None, _folder_loader("lisc-paper")))
+        return read_image_folder(folder, spec.name)
+    folder = root / spec.location[0]
+    if not (folder / MANIFEST).is_file():
+        raise WbcError(f"dataset {spec.name!r} not found: {folder / MANIFEST} is missing. {spec.download}")
+    if spec.kind == "pbc-split":
+        return _pbc_split(root, spec.name.partition(":")[2], check_files)
+    return read_manifest(folder, spec.name, check_files)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -381,7 +258,7 @@ def get_dataset(name_or_path: str | os.PathLike, data_root: str | os.PathLike | 
     it, any other folder as an ImageFolder (a user's own test images; classes may be missing)."""
     s = os.fspath(name_or_path)
     if s in DATASETS:
-        return DATASETS[s].load(_data_root(data_root), check_files)
+        return load_spec(DATASETS[s], _data_root(data_root), check_files)
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(s):
         folder = Path(s).expanduser()
         if not folder.exists():
@@ -392,6 +269,22 @@ def get_dataset(name_or_path: str | os.PathLike, data_root: str | os.PathLike | 
         return read_image_folder(folder, str(folder))
     err = unknown("dataset", s, DATASETS)
     raise WbcError(f"{err}; or give a path to an ImageFolder (<dir>/<Class>/<image>)")
+
+
+def parse_test_sets(value) -> list[str]:
+    """Test-set names from "a, b" or a list: stripped, empties dropped, duplicates dropped (first kept), so
+    a trailing comma or a repeated name never adds or repeats an evaluation."""
+    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    out: list[str] = []
+    for p in parts:
+        if not isinstance(p, (str, os.PathLike)):
+            raise WbcError(f"test set {p!r} is not a name or a path")
+        name = os.fspath(p).strip()
+        if name and name not in out:
+            out.append(name)
+    if not out:
+        raise WbcError(f"no test set given ({value!r}): name at least one, e.g. pbc:test")
+    return out
 
 
 def balanced_indices(labels, per_class: int, seed: int = 0) -> np.ndarray:
@@ -408,88 +301,14 @@ def balanced_indices(labels, per_class: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Checks
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    """Hex digest of a file, read in 1 MiB blocks (weights files run to half a gigabyte)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _check_file(path: Path, md5: str | None) -> str | None:
-    """None if fine, else why not. With an md5 the bytes are authoritative; without one the image is decoded
-    in full, since a header check passes truncated JPEGs."""
-    if not os.path.isfile(path):
-        return "missing"
-    try:
-        if md5 is not None:
-            got = file_digest(path)
-            return None if got == md5 else f"md5 {got} != manifest {md5}"
-        from PIL import Image, ImageFile
-        old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-        try:
-            with Image.open(path) as im:
-                im.load()
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = old
-        return None
-    except Exception as e:  # noqa: BLE001 - any failure to read is the finding itself
-        return f"{type(e).__name__}: {e}"
-
-
-def verify(name: str | None = None, data_root: str | os.PathLike | None = None):
-    """Compare a dataset on disk with the registry: per-class counts and every file (md5 where a manifest has
-    one, else a full decode). The report names every bad file; `ok` is False if anything differs.
-    With no name: a list of reports, one per registered dataset; those not present here get
-    `{"name", "available": False, "ok": None, "problem"}` instead of failing the whole check."""
-    if name is None:
-        root = _data_root(data_root)
-        reports = []
-        for n, spec in DATASETS.items():
-            try:
-                spec.load(root, check_files=False)
-            except WbcError as e:
-                reports.append({"name": n, "available": False, "ok": None, "problem": str(e)})
-                continue
-            reports.append(verify(n, root))
-        return reports
-    ds = get_dataset(name, data_root, check_files=False)
-    spec = DATASETS.get(name)
-    counts = ds.class_counts()
-    expected = spec.expected_counts if spec else None
-    expected_total = spec.expected_total if spec else None
-    count_mismatch = {c: {"found": counts[c], "expected": expected[c]}
-                      for c in CLASSES if expected is not None and counts[c] != expected[c]}
-    bad_files = []
-    for rel, m in zip(ds.paths, ds.md5s):
-        why = _check_file(ds.root / rel, m)
-        if why:
-            bad_files.append({"path": str(ds.root / rel), "problem": why})
-    total_ok = expected_total is None or len(ds) == expected_total
-    return {
-        "name": ds.name, "available": True, "root": str(ds.root), "n": len(ds), "expected_n": expected_total,
-        "class_counts": counts, "expected_counts": expected, "count_mismatch": count_mismatch,
-        "bad_files": bad_files, "checked_md5": sum(m is not None for m in ds.md5s),
-        "checked_decode": sum(m is None for m in ds.md5s),
-        "ok": total_ok and not count_mismatch and not bad_files,
-    }
-
-
 def list_datasets(data_root: str | os.PathLike | None = None):
     """One row per registered dataset: expected counts (from the registry) and whether it loads here.
     `available` says `yes`, `no`, or `yes (N images, registry says M: run verify)`."""
-    import pandas as pd
-
     root = _data_root(data_root, must_exist=False)
     rows = []
     for spec in DATASETS.values():
         try:
-            ds = spec.load(root) if root.is_dir() else None
+            ds = load_spec(spec, root) if root.is_dir() else None
         except WbcError:
             ds = None
         if ds is None:

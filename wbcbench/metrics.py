@@ -1,8 +1,7 @@
-"""Per-test-set metrics and across-seed summaries. Accuracy alone misleads on imbalanced domains
-(BCCD is 59% Neutrophil), so balanced accuracy, macro-F1, calibration and the majority baseline come with it."""
+"""Per-test-set metrics. Accuracy alone misleads on imbalanced domains (BCCD is 59% Neutrophil), so
+balanced accuracy, macro-F1, calibration and the majority baseline come with it. Intervals over seeds are
+in wbcbench.stats."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -30,7 +29,14 @@ def expected_calibration_error(labels, probs, n_bins: int = 15) -> float:
 
 
 def compute_metrics(labels, probs) -> dict:
-    """All metrics of one model on one test set; recall of a class absent from the set is None."""
+    """All metrics of one model on one test set; recall of a class absent from the set is None.
+
+    Averages over classes (balanced_accuracy, macro_f1) run over the classes *present* in the test set
+    (at least one test image). A class that is predicted but absent is left out: the images wrongly
+    given to it lower the recall, hence the F1, of their true classes. scikit-learn's
+    `f1_score(average="macro")` differs: by default it averages over every class in the truth *or* the
+    predictions (an absent class that is predicted counts with F1 0), and with `labels=` over every label
+    given. Ours equals it with `labels=<the classes present>`."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     if labels.ndim != 1 or probs.shape != (len(labels), NUM_CLASSES) or len(labels) == 0:
@@ -60,20 +66,3 @@ def compute_metrics(labels, probs) -> dict:
         "majority_baseline": float(support.max() / len(labels)),
         "majority_class": CLASSES[int(support.argmax())],
     }
-
-
-def mean_ci(values, confidence: float = 0.95) -> dict:
-    """Mean, half-width of the Student-t confidence interval, and standard error over seeds.
-    With one value the interval is undefined (nan)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], float)
-    n = len(v)
-    if n == 0:
-        return {"mean": float("nan"), "ci95": float("nan"), "sem": float("nan"), "n": 0}
-    mean = float(v.mean())
-    if n == 1:
-        return {"mean": mean, "ci95": float("nan"), "sem": float("nan"), "n": 1}
-    sem = float(v.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1) * sem)
-    return {"mean": mean, "ci95": half, "sem": sem, "n": n}

@@ -10,6 +10,12 @@ import io
 
 import numpy as np
 import pandas as pd
+from PIL import Image, ImageDraw
+
+from .cache import load_images
+from .classes import CLASSES
+from .domains import domain_sample
+from .tables import ordered
 
 FONT = "DejaVu Sans"  # available wherever matplotlib/fontconfig is; vl-convert falls back otherwise
 
@@ -45,9 +51,8 @@ def show(chart):
 
 
 def class_counts_chart(counts: pd.DataFrame):
-    """Normalised stacked bars: class composition of each domain (from report.class_counts_table)."""
+    """Normalised stacked bars: class composition of each domain (from domains.class_counts_table)."""
     alt = _alt()
-    from .classes import CLASSES
     long = counts.melt(id_vars=["dataset"], value_vars=list(CLASSES), var_name="class", value_name="images")
     return alt.Chart(long).mark_bar().encode(
         y=alt.Y("dataset:N", sort=list(counts["dataset"]), title=None),
@@ -59,7 +64,7 @@ def class_counts_chart(counts: pd.DataFrame):
 
 
 def colour_chart(stats: pd.DataFrame, x: str = "H", y: str = "S"):
-    """Per-image mean colour of each domain (from report.colour_stats): the domain shift is visible
+    """Per-image mean colour of each domain (from domains.colour_stats): the domain shift is visible
     as separated clouds."""
     alt = _alt()
     names = {"R": "mean red", "G": "mean green", "B": "mean blue", "H": "mean hue (degrees, 0 = red)", "S": "mean saturation",
@@ -89,7 +94,6 @@ def rgb_profile_chart(stats: pd.DataFrame):
 def image_grid_png(images: np.ndarray, row_labels, col_labels=None, pad: int = 2, scale: int = 1) -> bytes:
     """A PNG of a grid of uint8 RGB images (rows x cols, each (S, S, 3)); missing cells (None) stay white.
     `images` is a nested list [row][col]. Labels are drawn with PIL's default bitmap font."""
-    from PIL import Image, ImageDraw
     rows = len(images)
     cols = max(len(r) for r in images)
     s = next(im.shape[0] for r in images for im in r if im is not None) * scale
@@ -130,9 +134,6 @@ class PNGFigure:
 def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed: int = 0):
     """One row per domain, `per_class` sample cells of each class (fewer where a domain has fewer),
     decoded through wbcbench.cache at `size` px."""
-    from .cache import load_images
-    from .classes import CLASSES
-    from .report import domain_sample
     rows, col_labels = [], [c for c in CLASSES for _ in range(per_class)]
     for n in names:
         ds = domain_sample(n, per_class, data_root, seed=seed)
@@ -150,15 +151,14 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 
 
 def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy"):
-    """Mean ± Student-t 95% CI per model and test domain (from report.summary_table), with the majority
+    """Mean ± Student-t 95% CI per model and test domain (from tables.summary_table), with the majority
     baseline of each domain as a tick."""
     alt = _alt()
-    from .report import _ordered
     s = summary.copy()
     s["mean"] = s[f"{metric}_mean"]
     s["lo"] = s["mean"] - s[f"{metric}_ci95"].fillna(0)
     s["hi"] = s["mean"] + s[f"{metric}_ci95"].fillna(0)
-    order = _ordered(s["test_set"])
+    order = ordered(s["test_set"])
     base = alt.Chart(s).encode(
         y=alt.Y("model:N", sort=list(dict.fromkeys(s["model"])), title=None))
     pts = base.mark_point(filled=True, size=50).encode(
@@ -175,7 +175,7 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy"):
 
 def bn_gap_chart(gaps: pd.DataFrame):
     """Per BN layer (depth order), the gap between the stored running statistics and a domain's activation
-    statistics (from bn.domain_stat_gaps)."""
+    statistics (from evaluate.domain_stat_gaps)."""
     alt = _alt()
     return alt.Chart(gaps).mark_line(point=True).encode(
         x=alt.X("layer_index:Q", title="BN layer (input to output)"),
@@ -187,7 +187,7 @@ def bn_gap_chart(gaps: pd.DataFrame):
 
 
 def bn_mode_chart(acc: pd.DataFrame, metric: str = "balanced_accuracy"):
-    """Accuracy per domain for standard BN, AdaBN and test-time batch statistics (from bn.compare_bn_modes)."""
+    """Accuracy per domain for standard BN, AdaBN and test-time batch statistics (from evaluate.compare_bn_modes)."""
     alt = _alt()
     return alt.Chart(acc).mark_bar().encode(
         x=alt.X("mode:N", title=None, sort=list(dict.fromkeys(acc["mode"]))),
@@ -224,7 +224,6 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
     """Heatmaps of confusion matrices {title: 5x5 counts (rows true, columns predicted)}; colour is the
     row-normalised rate when `normalize` (recall on the diagonal), each cell shows its count."""
     alt = _alt()
-    from .classes import CLASSES
     rows = []
     for name, cm in confusions.items():
         cm = np.asarray(cm, dtype=float)
@@ -257,7 +256,7 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
 
 def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc:test"):
     """Drop of `metric` from `source` to each shifted domain per model: mean over seeds with its Student-t
-    95% CI as error bars (from report.domain_drops); one panel per domain, a rule at zero."""
+    95% CI as error bars (from study.domain_drops); one panel per domain, a rule at zero."""
     alt = _alt()
     d = drops.copy()
     labels = list(dict.fromkeys(d["label"]))
@@ -282,17 +281,15 @@ def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc
 
 def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
     """Per-class recall averaged over seeds, model x class, one panel per shifted domain (from
-    report.recall_by_class). A class absent from a domain is a grey cell marked 'n/a'; the tooltip gives
+    study_tables.recall_by_class). A class absent from a domain is a grey cell marked 'n/a'; the tooltip gives
     each class's number of test images, since a recall over 1 or 3 images says little."""
     alt = _alt()
-    from .classes import CLASSES
     d = recall.copy()
     d["text"] = [("n/a" if pd.isna(r) else f"{r:.2f}") for r in d["recall"]]
     d["present"] = d["recall"].notna()
     d["recall_fill"] = d["recall"].fillna(-1.0)
     labels = list(dict.fromkeys(d["label"]))
-    from .report import _ordered
-    domains = _ordered(d["test_set"])
+    domains = ordered(d["test_set"])
     base = alt.Chart().encode(x=alt.X("class:N", sort=list(CLASSES), title=None),
                               y=alt.Y("label:N", sort=labels, title=None))
     heat = base.mark_rect().encode(

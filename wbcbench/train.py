@@ -1,36 +1,44 @@
 """The trainer: one run = train one model on one dataset with one profile and seed, then test it on
-every requested test set, writing everything into its run directory (see rundir.py).
+every requested test set (evaluate.py), writing everything into its run directory (see rundir.py).
 
 Same code on CUDA (AMP: bf16 where supported, else fp16 with a gradient scaler), MPS and CPU.
 Every random choice is derived from (seed, epoch), and a checkpoint is written atomically after every
-epoch, so a resumed run finishes with exactly the metrics of an uninterrupted one.
+epoch, so a resumed run finishes with exactly the metrics of an uninterrupted one. A finished run is never
+trained again: asking it for a new test set or test-time method only adds those evaluations.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
+import platform
+import sys
 import time
-from contextlib import nullcontext
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision
 from tqdm.auto import tqdm
 
-from . import bn, rundir
-from .atomic import remove_stale_temp, torch_save, write_csv, write_json
-from .classes import CLASSES, NUM_CLASSES
+from . import __version__, models, rundir
+from .atomic import atomic_path, remove_stale_temp, write_csv, write_json
+from .bn import has_adaptable_bn
+from .cache import load_dataset
+from .classes import NUM_CLASSES
+from .datasets import balanced_indices, get_dataset, parse_test_sets
 from .errors import WbcError
+from .evaluate import STANDARD, autocast_for, evaluate_all, parse_adapt
 from .loader import BatchLoader, epoch_rng, mixup
-from .metrics import compute_metrics
-from .profiles import get_profile
+from .profiles import check_seed, get_profile
+from .verify import file_digest
 
 CHECKPOINT = "checkpoint.pt"   # during training: model + optimiser + schedule, deleted at the end
 MODEL = "model.pt"             # after training: final weights + config (what `wbcbench eval` loads)
+DETERMINISTIC_ENV = "WBCBENCH_DETERMINISTIC"
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -50,9 +58,6 @@ def resolve_device(device: str | None = None) -> torch.device:
     return d
 
 
-DETERMINISTIC_ENV = "WBCBENCH_DETERMINISTIC"
-
-
 def set_determinism(device: torch.device) -> bool:
     """Same seed on the same device gives identical results. CPUs need nothing; on CUDA it takes cuDNN's
     deterministic kernels, no autotuning, and a fixed cuBLAS workspace (`CUBLAS_WORKSPACE_CONFIG`, which
@@ -69,188 +74,205 @@ def set_determinism(device: torch.device) -> bool:
     return on
 
 
-def autocast_for(device: torch.device):
-    """(autocast context factory, GradScaler or None): AMP on CUDA only."""
-    if device.type != "cuda":
-        return nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-
-
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up to the base learning rate, then cosine decay to zero (per optimiser step)."""
+    """Multiplier of the base learning rate at optimiser step `step` (0-based): linear warm-up
+    (step+1)/warmup_steps over the first `warmup_steps` steps, then cosine decay from 1 to 0 at
+    `total_steps`. It changes every optimiser step; the reference code (timm's scheduler as the paper used
+    it) changes the rate once per epoch, so within an epoch our rate is smoother, at the same epoch
+    boundaries the two agree."""
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warm-up of {warmup_steps} steps does not fit in {total_steps} steps")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def safe_name(test_name: str) -> str:
-    """A test-set name (or a path) as one directory name."""
-    return re.sub(r"[^A-Za-z0-9_.:@+-]+", "_", str(test_name).strip("/")) or "test"
+def make_optimizer(net, hp: dict, steps_per_epoch: int):
+    """(AdamW over the trainable parameters, its LambdaLR schedule): lr * lr_factor(step), stepped once per
+    optimiser step, warm-up and total counted in steps (epochs x steps_per_epoch)."""
+    total, warm = hp["epochs"] * steps_per_epoch, hp["warmup_epochs"] * steps_per_epoch
+    lr_factor(0, total, warm)  # a warm-up longer than the run fails here, before any step
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=hp["lr"],
+                            weight_decay=hp["weight_decay"])
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
 
 
-def _data(name, data_root, size, progress):
-    from . import cache, datasets
-    ds = datasets.get_dataset(name, data_root)
-    return ds, cache.load_images(ds, size, progress=progress)
+def environment() -> dict:
+    """Library versions, platform and thread count: what besides the config can change float results."""
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+                "torchvision": torchvision.__version__, "wbcbench": __version__}
+    for dist in ("timm", "pandas"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {"versions": versions, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
 
 
-def _weights_kwargs(weights) -> dict:
-    """A local ImageNet weights file (offline stand-in for the hub download), identified by content."""
+def _weights_record(weights) -> dict:
+    """model_kwargs recording a local ImageNet weights file (offline stand-in for the hub download): its
+    name and sha256, never where it lies, since the hash is its identity."""
     if weights is None:
         return {}
-    from .datasets import file_digest
     path = Path(weights).expanduser().resolve()
     if not path.is_file():
         raise WbcError(f"weights file {weights} not found")
-    return {"weights": str(path), "weights_sha256": file_digest(path, "sha256")}
+    return {"weights": path.name, "weights_sha256": file_digest(path, "sha256")}
 
 
-def _build_kwargs(config, with_weights: bool) -> dict:
-    """create_model kwargs of a run: its model_kwargs less the weights hash (and less the weights file
-    when a trained state dict is loaded afterwards)."""
-    drop = {"weights_sha256"} | (set() if with_weights else {"weights"})
-    return {k: v for k, v in config.get("model_kwargs", {}).items() if k not in drop}
+def _build_kwargs(config) -> dict:
+    """create_model kwargs of a run: its model_kwargs less the weights record (a file is passed apart)."""
+    return {k: v for k, v in config.get("model_kwargs", {}).items() if k not in ("weights", "weights_sha256")}
 
 
-def build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights=None) -> dict:
-    """Everything that determines a run's result; WbcError for an unknown model, profile or dataset."""
-    from . import datasets, models
-    hp = get_profile(profile, **overrides)
-    train_ds = datasets.get_dataset(train, data_root)
-    if not test:
-        raise WbcError("no test set given; pass --test with dataset names or ImageFolder paths")
-    test_manifests = {t: datasets.get_dataset(t, data_root).manifest_hash() for t in test}  # fail early
-    spec = models.get_spec(model)
-    for k, v in spec.train_overrides.items():  # e.g. mixup for resnet50_gn_mixup
-        if overrides.get(k) is None:
-            hp[k] = v
-    model_kwargs = _weights_kwargs(weights)
+def build_config(model, profile, seed, train_set, test_sets, adapt, overrides, data_root, weights=None) -> dict:
+    """Everything that determines a run's result; WbcError for an unknown model, profile, dataset or
+    test-time method, or a bad seed."""
+    seed = check_seed(seed)
+    spec = models.get_model_config(model)
+    # a model's own recipe (e.g. mixup for resnet50_gn_mixup) under the caller's overrides, checked as one
+    hp = get_profile(profile, **{**spec.train_overrides, **{k: v for k, v in overrides.items() if v is not None}})
+    methods = parse_adapt(adapt)
+    train_ds = get_dataset(train_set, data_root)
+    tests = parse_test_sets(test_sets)
+    test_manifests = {t: get_dataset(t, data_root).manifest_hash() for t in tests}  # fail early
+    model_kwargs = _weights_record(weights)
     for size_option in ("img_size", "image_size"):  # ViTs are built for the profile's input size
         if size_option in spec.options:
             model_kwargs[size_option] = hp["crop_size"]
     return {
-        "model": model, "model_kwargs": model_kwargs, "profile": profile, "hparams": hp, "seed": int(seed),
-        "train": train, "test": list(test), "adabn": bool(adabn),
-        "train_manifest": train_ds.manifest_hash(), "test_manifests": test_manifests,
+        "identity": rundir.IDENTITY, "model": model, "model_kwargs": model_kwargs, "profile": profile,
+        "hparams": hp, "seed": seed, "train": train_set, "train_manifest": train_ds.manifest_hash(),
+        "test": tests, "test_manifests": test_manifests, "adapt": methods,
     }
 
 
-def _evaluate_model(net, ds, images, hp, device, mean, std, quiet, desc):
-    loader = BatchLoader(images, ds.labels, None, crop=hp["crop_size"], batch_size=hp["eval_batch_size"],
-                         mean=mean, std=std, device=device, train=False)
-    amp, _ = autocast_for(device)
-    net.eval()
-    probs = []
-    with torch.no_grad():
-        for b in tqdm(loader, desc=desc, disable=quiet, leave=False):
-            with amp():
-                logits = net(b.x)
-            probs.append(F.softmax(logits.float(), dim=1).cpu())
-    p = torch.cat(probs).numpy().astype(np.float64)
-    preds = pd.DataFrame({"path": list(ds.paths), "label": [CLASSES[i] for i in ds.labels],
-                          "prediction": [CLASSES[i] for i in p.argmax(1)]})
-    for i, c in enumerate(CLASSES):
-        preds[f"p_{c}"] = p[:, i]
-    return compute_metrics(ds.labels, p), preds
-
-
-def _adapted(net, images, hp, device, mean, std):
-    """AdaBN: BN statistics re-estimated on the centre crops of the target images."""
-    loader = BatchLoader(images, np.zeros(len(images), np.int64), None, crop=hp["crop_size"],
-                         batch_size=hp["eval_batch_size"], mean=mean, std=std, device=device, train=False)
-    return bn.adabn(net, (b.x for b in loader))
-
-
-def evaluate_all(net, config, run_dir: Path | None, device, data_root=None, quiet=False) -> dict:
-    """Evaluate `net` on every test set of `config` (and with AdaBN when asked); write results when
-    run_dir is given. Returns {test_name: metrics}."""
-    hp = config["hparams"]
-    mean, std = net.wbc_config["mean"], net.wbc_config["std"]
-    results = {}
-    for name in config["test"]:
-        ds, images = _data(name, data_root, hp["stored_size"], progress=not quiet)
-        variants = [(name, net)]
-        if config.get("adabn") and bn.has_adaptable_bn(net):
-            variants.append((f"{name}@adabn", _adapted(net, images, hp, device, mean, std)))
-        manifest = ds.manifest_hash()
-        for key, m in variants:
-            metrics, preds = _evaluate_model(m, ds, images, hp, device, mean, std, quiet, f"eval {key}")
-            metrics.update(test_set=name, eval_mode="adabn" if key.endswith("@adabn") else "standard",
-                           test_manifest=manifest)
-            results[key] = metrics
-            if run_dir is not None:
-                d = Path(run_dir) / "eval" / safe_name(key)
-                write_csv(d / "predictions.csv", preds)
-                write_json(d / "metrics.json", metrics)
-    return results
-
-
-def _new_model(config, device):
-    from . import models
+def _new_model(config, device, weights: Path | None = None):
     hp = config["hparams"]
     torch.manual_seed(config["seed"])
-    kw = _build_kwargs(config, with_weights=True)
+    kw = _build_kwargs(config) | ({"weights": str(weights)} if weights is not None else {})
     net = models.create_model(config["model"], num_classes=NUM_CLASSES, pretrained=hp.get("pretrained", False), **kw)
     return net.to(device).to(memory_format=torch.channels_last)
 
 
-def run_dir_for(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
-                test=("pbc:test",), out: str | os.PathLike = "runs", data_root=None, adabn: bool = False,
-                **overrides) -> Path:
-    """The directory `train(...)` with the same arguments writes to, found without building the model
+def run_dir_for(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train_set: str = "pbc:train",
+                test_sets=("pbc:test",), out: str | os.PathLike = "runs", data_root=None, adapt=(),
+                weights=None, **overrides) -> Path:
+    """The directory `run(...)` with the same arguments writes to, found without building the model
     (sweeps use it to skip finished or locked runs). WbcError for an unknown model, profile or dataset."""
-    if isinstance(test, str):
-        test = [t for t in test.split(",") if t]
-    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root)
-    return Path(out) / rundir.run_name(config)
+    return run_state(model, profile, seed, train_set, test_sets, out, data_root, adapt, weights, **overrides)[0]
 
 
-def train(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train: str = "pbc:train",
-          test=("pbc:test",), out: str | os.PathLike = "runs", device: str | None = None, resume: bool = False,
-          data_root=None, quiet: bool = False, adabn: bool = False, weights=None, **overrides) -> Path:
-    """Train and evaluate one run; returns its directory. A finished run is not retrained.
-    `weights`: a local state-dict file to start from instead of downloading ImageNet weights."""
-    if isinstance(test, str):
-        test = [t for t in test.split(",") if t]
+def run_state(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train_set: str = "pbc:train",
+              test_sets=("pbc:test",), out: str | os.PathLike = "runs", data_root=None, adapt=(),
+              weights=None, **overrides) -> tuple[Path, str]:
+    """(run directory, what `run(...)` with the same arguments would do there): "train", "evaluate" (a
+    finished run lacking some of the asked evaluations) or "done" (nothing)."""
+    config = build_config(model, profile, seed, train_set, test_sets, adapt, overrides, data_root, weights)
+    run_dir = Path(out) / rundir.run_name(config)
+    if not rundir.is_done(run_dir):
+        return run_dir, "train"
+    todo = _todo(run_dir, _read_record(run_dir), config["test_manifests"], config["adapt"])
+    return run_dir, "evaluate" if todo else "done"
+
+
+def run(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train_set: str = "pbc:train",
+        test_sets=("pbc:test",), out: str | os.PathLike = "runs", device: str | None = None, resume: bool = False,
+        data_root=None, quiet: bool = False, adapt=(), weights=None, progress: bool | None = None,
+        **overrides) -> Path:
+    """Train and evaluate one run; returns its directory. A finished run is not retrained: evaluations it
+    lacks (a new test set or test-time method, or a test set whose files changed) are added to it.
+    `adapt`: test-time methods (evaluate.ADAPT_METHODS). `weights`: a local state-dict file to start
+    from instead of downloading ImageNet weights. `quiet`: no per-epoch lines; `progress`: progress bars
+    (default: not quiet). Other keyword arguments override profile settings."""
+    bars = not quiet if progress is None else bool(progress)
     dev = resolve_device(device)
     deterministic = set_determinism(dev)  # before the model touches the device: cuBLAS reads it once
-    config = build_config(model, profile, seed, train, test, adabn, overrides, data_root, weights)
+    config = build_config(model, profile, seed, train_set, test_sets, adapt, overrides, data_root, weights)
     run_dir = Path(out) / rundir.run_name(config)
     if rundir.is_done(run_dir):
+        added = add_evaluations(run_dir, config["test"], config["adapt"], str(dev), data_root, progress=bars)
         if not quiet:
-            print(f"already done: {run_dir}")
+            print(f"already done: {run_dir}" + (f" (added {', '.join(added)})" if added else ""))
         return run_dir
-    net = _new_model(config, dev)  # after the done check: a finished run needs no network (nor its weights)
+    weights_path = Path(weights).expanduser().resolve() if weights is not None else None  # checked above
+    net = _new_model(config, dev, weights_path)  # after the done check: a finished run needs no network
     with rundir.claim(run_dir):
-        return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, deterministic)
+        return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, deterministic)
 
 
-def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, deterministic) -> Path:
+def _read_record(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise WbcError(f"cannot read the run record {path}: {e}") from None
+
+
+def _todo(run_dir, record, manifests: dict, methods) -> list[tuple[str, str]]:
+    """Evaluations missing in a finished run (test-time methods only where the record says they apply)."""
+    modes = [STANDARD] + ([] if record.get("adaptable_bn") is False else list(methods))
+    return rundir.missing_evaluations(run_dir, manifests, modes)
+
+
+def add_evaluations(run_dir, test_sets, adapt=(), device=None, data_root=None, progress: bool = False) -> dict:
+    """Evaluate the finished run in `run_dir` on each of `test_sets` with each method of `adapt` where
+    that evaluation is missing or was computed on other data (manifest hash), without training, and record
+    them in its config.json. Needs the run's model.pt. Returns {folder name: metrics} of what was added."""
+    run_dir = Path(run_dir)
+    tests, methods = parse_test_sets(test_sets), parse_adapt(adapt)
+    manifests = {t: get_dataset(t, data_root).manifest_hash() for t in tests}
+    if not _todo(run_dir, _read_record(run_dir), manifests, methods):
+        return {}
+    net, cfg, dev = load_model(run_dir, device)
+    with rundir.claim(run_dir):
+        record = _read_record(run_dir)
+        todo = set(_todo(run_dir, record, manifests, methods))  # again, under the lock
+        added = evaluate_all(net, dict(cfg, test=tests, adapt=methods), run_dir, dev, data_root, not progress, todo)
+        if record.get("identity") is not None:  # a legacy record's name hashes its test list: left as it is
+            record["test"] = list(dict.fromkeys([*record.get("test", []), *tests]))
+            record["test_manifests"] = {**record.get("test_manifests", {}), **manifests}
+            record["adapt"] = list(dict.fromkeys([*rundir.adapt_methods(record), *methods]))
+            write_json(run_dir / "config.json", record)
+        rundir.mark_done(run_dir)  # the done token names the process that did the latest work
+    return added
+
+
+def torch_save(path, obj) -> None:
+    """torch.save, atomically (atomic.atomic_path): a checkpoint is complete or absent, never half there."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _plain(obj):
+    """JSON types only (tuples become lists), so checkpoints load with torch.load(weights_only=True)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, deterministic) -> Path:
     hp, seed = config["hparams"], config["seed"]
     ckpt_path, model_path = run_dir / CHECKPOINT, run_dir / MODEL
     if (ckpt_path.exists() or model_path.exists()) and not resume:
         raise WbcError(f"{run_dir} holds an unfinished run; add --resume to continue it "
                        f"(or delete the directory to start over)")
-    from . import datasets
     remove_stale_temp(run_dir)  # half-written files of a killed run (we hold the lock: nobody else writes)
-    full = dict(config, device=str(dev), code=rundir.git_commit(),
-                environment=rundir.environment() | {"deterministic": deterministic},
-                run_dir=str(run_dir), data_root=str(data_root) if data_root else None)
+    full = dict(config, device=str(dev), code=rundir.git_commit(), adaptable_bn=has_adaptable_bn(net),
+                environment=environment() | {"deterministic": deterministic})
     write_json(run_dir / "config.json", full)
 
     if not model_path.exists():
-        ds, images = _data(config["train"], data_root, hp["stored_size"], progress=not quiet)
-        idx = (datasets.balanced_indices(ds.labels, hp["train_subset_per_class"], seed=0)
+        ds, images = load_dataset(config["train"], data_root, hp["stored_size"], progress=bars)
+        idx = (balanced_indices(ds.labels, hp["train_subset_per_class"], seed=0)
                if hp.get("train_subset_per_class") else np.arange(len(ds)))
-        _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet)
-        torch_save(model_path, {"state_dict": net.state_dict(), "wbc_config": net.wbc_config, "config": config})
+        _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet, bars)
+        torch_save(model_path, {"state_dict": net.state_dict(), "wbc_config": _plain(net.wbc_config),
+                                "config": _plain(config)})
         ckpt_path.unlink(missing_ok=True)
     else:
         _load_into(net, _read_state(model_path, dev, ("state_dict",)), "state_dict", model_path, config)
-    evaluate_all(net, config, run_dir, dev, data_root, quiet)
+    evaluate_all(net, config, run_dir, dev, data_root, quiet=not bars)
     rundir.mark_done(run_dir)
     return run_dir
 
@@ -258,12 +280,14 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, determin
 def _read_state(path: Path, dev, keys) -> dict:
     """A checkpoint written by this trainer, or a WbcError naming the file. Files are renamed into place
     only when complete, so a truncated or foreign file here was damaged or put there from outside: the
-    run stops rather than silently start over (delete the file to do that)."""
+    run stops rather than silently start over (delete the file to do that). Read with weights_only=True:
+    our checkpoints hold only tensors and plain data, and a foreign pickle cannot run code."""
     try:
-        state = torch.load(path, map_location=dev, weights_only=False)
+        state = torch.load(path, map_location=dev, weights_only=True)
     except Exception as e:  # noqa: BLE001 - zip/pickle errors of a damaged file have many types
-        raise WbcError(f"{path} is damaged and cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                       f"delete it to retrain this run") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise WbcError(f"{path} is damaged or not a wbcbench checkpoint and cannot be read "
+                       f"({type(e).__name__}: {first}); delete it to retrain this run") from None
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
         raise WbcError(f"{path} is not a wbcbench checkpoint (no {', '.join(missing)}); delete it to retrain this run")
@@ -278,7 +302,7 @@ def _load_into(net, state, key, path, config) -> None:
         raise WbcError(f"{path} does not fit model {config['model']}: {why}; delete it to retrain this run") from None
 
 
-def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
+def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet, bars):
     hp, seed = config["hparams"], config["seed"]
     mean, std = net.wbc_config["mean"], net.wbc_config["std"]
     loader = BatchLoader(images, ds.labels, idx, crop=hp["crop_size"], batch_size=hp["batch_size"],
@@ -287,11 +311,8 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
     if len(loader) == 0:
         raise WbcError(f"training set {config['train']} has {len(idx)} images, fewer than one batch of "
                        f"{hp['batch_size']}")
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
-    steps_per_epoch = len(loader)
-    total, warm = hp["epochs"] * steps_per_epoch, hp["warmup_epochs"] * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
+    opt, sched = make_optimizer(net, hp, len(loader))
+    smoothing = hp.get("label_smoothing", 0.0)
     amp, scaler = autocast_for(dev)
     start, log = 0, []
     ckpt_path = run_dir / CHECKPOINT
@@ -315,17 +336,18 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
         loader.set_epoch(epoch)
         net.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{hp['epochs']}", disable=quiet, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{hp['epochs']}", disable=not bars, leave=False)
         for b in bar:
             x, y = b.x, b.y
             with amp():
                 if hp.get("mixup_alpha", 0) > 0:
                     x, (ya, yb), lam = mixup(x, y, hp["mixup_alpha"], mix_rng)
                     logits = net(x)
-                    loss = lam * F.cross_entropy(logits, ya) + (1 - lam) * F.cross_entropy(logits, yb)
+                    loss = lam * F.cross_entropy(logits, ya, label_smoothing=smoothing) \
+                        + (1 - lam) * F.cross_entropy(logits, yb, label_smoothing=smoothing)
                 else:
                     logits = net(x)
-                    loss = F.cross_entropy(logits, y)
+                    loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -354,52 +376,20 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet):
                   f"{secs:.1f}s ({seen / secs:.0f} img/s)", flush=True)
 
 
-def train_args(config: dict) -> dict:
-    """The `train()` arguments that rebuild the run a config.json records (profile settings that differ
-    from the named profile become overrides), so a run's own record is the command that redoes it."""
-    from .profiles import PROFILES
-    base = PROFILES.get(config.get("profile"), {})
-    overrides = {k: v for k, v in (config.get("hparams") or {}).items() if k != "name" and base.get(k, v) != v}
-    return dict(model=config.get("model"), profile=config.get("profile"), seed=config.get("seed"),
-                train=config.get("train"), test=list(config.get("test") or []), adabn=bool(config.get("adabn")),
-                weights=(config.get("model_kwargs") or {}).get("weights"), **overrides)
-
-
-def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None, quiet: bool = True) -> Path:
-    """Train again, here, the run recorded in `run_dir`/config.json, into `out` (it gets the same hashed
-    name; a finished copy there is reused). On the CPU it uses the recorded thread count, the one setting
-    outside the config that changes float results; compare the two with `report.compare_runs`."""
-    path = Path(run_dir) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise WbcError(f"cannot read the run record {path}: {e}") from None
-    threads = (config.get("environment") or {}).get("torch_threads")
-    before = torch.get_num_threads()
-    if threads and config.get("device", "cpu") == "cpu":
-        torch.set_num_threads(int(threads))
-    try:
-        return train(**train_args(config), out=out, device=config.get("device"), resume=True,
-                     data_root=data_root, quiet=quiet)
-    finally:
-        torch.set_num_threads(before)
-
-
 def load_model(checkpoint: str | os.PathLike, device=None):
-    """A trained model and its run config from `model.pt` (or a run directory)."""
-    from . import models
+    """(network, run config, device) from a trained `model.pt` (or the run directory holding it)."""
     path = Path(checkpoint)
     if path.is_dir():
         path = path / MODEL
     if not path.is_file():
-        raise WbcError(f"checkpoint {path} not found")
+        raise WbcError(f"checkpoint {path} not found (checkpoints are not committed: retrain the run, e.g. "
+                       f"with wbcbench.reproduce)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         cfg, sd = state["config"], state["state_dict"]
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's culprit
         raise WbcError(f"{path} is not a wbcbench model file ({type(e).__name__}: {e})") from None
-    kw = _build_kwargs(cfg, with_weights=False)
-    net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, pretrained=False, **kw)  # weights: below
+    net = models.create_model(cfg["model"], num_classes=NUM_CLASSES, pretrained=False, **_build_kwargs(cfg))
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:

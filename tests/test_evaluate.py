@@ -1,0 +1,158 @@
+"""evaluate_all and its test-time adaptation path on real images (CellaVision, 100 images) with an
+untrained ResNet-18: its BN statistics are the initial 0/1, far from any real image's, so every method
+visibly changes the predictions, and each must equal its definition in bn.py."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wbcbench import bn, evaluate
+from wbcbench.cache import load_dataset
+from wbcbench.errors import WbcError
+from wbcbench.evaluate import ADAPT_METHODS, STANDARD, eval_dir_name, evaluate_all, parse_adapt
+from wbcbench.models import create_model
+from wbcbench.profiles import get_profile
+
+HP = get_profile("smoke")  # 32 px crops, eval batches of 128 > 100 images: one batch per test set
+TEST = "cellavision"
+
+
+def config(adapt=ADAPT_METHODS, test=(TEST,), **hp):
+    return {"hparams": dict(HP, **hp), "seed": 0, "test": list(test), "adapt": list(adapt)}
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return create_model("resnet18_bn", pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def data(data_root):
+    return load_dataset(TEST, data_root, HP["stored_size"])
+
+
+@pytest.fixture(scope="module")
+def written(net, data_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    return run_dir, evaluate_all(net, config(), run_dir, "cpu", data_root, quiet=True)
+
+
+def probabilities(run_dir, name):
+    return pd.read_csv(run_dir / "eval" / name / "predictions.csv").filter(like="p_").to_numpy()
+
+
+def one_batch(net, data):
+    """All centre crops of the test set as one input tensor (the reference the methods are defined on)."""
+    ds, images = data
+    loader = evaluate.eval_loader(net, images, ds.labels, dict(HP, eval_batch_size=len(ds)), "cpu")
+    (b,) = list(loader)
+    return b.x
+
+
+def test_every_method_is_written_with_its_record(written, data):
+    run_dir, results = written
+    ds, _ = data
+    names = [eval_dir_name(TEST, m) for m in (STANDARD, *ADAPT_METHODS)]
+    assert sorted(results) == sorted(names) == sorted(p.name for p in (run_dir / "eval").iterdir())
+    for mode, name in zip((STANDARD, *ADAPT_METHODS), names):
+        m = json.loads((run_dir / "eval" / name / "metrics.json").read_text())
+        assert (m["test_set"], m["eval_mode"], m["n"]) == (TEST, mode, 100)
+        assert m["test_manifest"] == ds.manifest_hash() and m == json.loads(json.dumps(results[name]))
+        preds = pd.read_csv(run_dir / "eval" / name / "predictions.csv")
+        assert list(preds["path"]) == list(ds.paths)  # dataset order, whatever order the batches had
+
+
+def test_the_methods_change_the_predictions_of_an_unadapted_network(written):
+    run_dir, _ = written
+    standard = probabilities(run_dir, TEST)
+    for mode in ADAPT_METHODS:
+        assert np.abs(probabilities(run_dir, eval_dir_name(TEST, mode)) - standard).max() > 0.05, mode
+
+
+def test_adabn_evaluation_is_the_network_adapted_on_the_test_images(written, net, data):
+    run_dir, _ = written
+    x = one_batch(net, data)
+    with torch.no_grad():
+        want = torch.softmax(bn.adabn(net, [x])(x), 1).numpy()
+    assert np.allclose(probabilities(run_dir, eval_dir_name(TEST, "adabn")), want, atol=1e-5)
+
+
+def test_batch_stats_evaluation_normalises_with_the_test_batch(written, net, data):
+    run_dir, _ = written
+    x = one_batch(net, data)
+    with torch.no_grad():
+        want = torch.softmax(bn.test_time_bn(net)(x), 1).numpy()
+    assert np.allclose(probabilities(run_dir, eval_dir_name(TEST, "batch_stats")), want, atol=1e-5)
+
+
+def test_networks_without_bn_get_the_standard_evaluation_only(data_root, tmp_path):
+    torch.manual_seed(0)
+    gn = create_model("resnet18_gn", pretrained=False).eval()
+    res = evaluate_all(gn, config(), tmp_path, "cpu", data_root, quiet=True)
+    assert list(res) == [TEST] and [p.name for p in (tmp_path / "eval").iterdir()] == [TEST]
+
+
+def test_only_the_evaluations_asked_for_are_done(net, data_root, tmp_path):
+    res = evaluate_all(net, config(), tmp_path, "cpu", data_root, quiet=True, todo={(TEST, "adabn")})
+    assert list(res) == [eval_dir_name(TEST, "adabn")]
+    assert [p.name for p in (tmp_path / "eval").iterdir()] == [eval_dir_name(TEST, "adabn")]
+    assert evaluate_all(net, config(), None, "cpu", data_root, quiet=True).keys() == \
+        {eval_dir_name(TEST, m) for m in (STANDARD, *ADAPT_METHODS)}  # no run_dir: nothing written
+
+
+def test_an_evaluation_under_an_old_folder_name_is_replaced(net, data_root, tmp_path):
+    """Before issue 13 folders were named `pbc:test@adabn`; a new evaluation of the same test set and
+    method replaces such a folder instead of leaving two rows for one evaluation."""
+    old = tmp_path / "eval" / f"{TEST}:old@adabn"
+    old.mkdir(parents=True)
+    (old / "metrics.json").write_text(json.dumps({"test_set": TEST, "eval_mode": "adabn", "test_manifest": "x"}))
+    evaluate_all(net, config(adapt=["adabn"]), tmp_path, "cpu", data_root, quiet=True)
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [TEST, f"{TEST}@adabn"]
+
+
+def test_compare_bn_modes_uses_the_same_methods(written, net, data_root):
+    run_dir, results = written
+    table = evaluate.compare_bn_modes(net, HP, [TEST], data_root)
+    assert list(table["mode"]) == [STANDARD, *ADAPT_METHODS]
+    for row in table.itertuples():
+        assert row.accuracy == results[eval_dir_name(TEST, row.mode)]["accuracy"], row.mode
+    torch.manual_seed(0)
+    gn = create_model("resnet18_gn", pretrained=False)
+    assert list(evaluate.compare_bn_modes(gn, HP, [TEST], data_root)["mode"]) == [STANDARD]
+
+
+def test_domain_stat_gaps_one_row_per_layer_and_domain(net, data_root):
+    gaps = evaluate.domain_stat_gaps(net, HP, [TEST, "jtsc"], data_root)
+    layers = len(bn.bn_layers(net))
+    assert len(gaps) == 2 * layers and list(gaps["layer_index"][:layers]) == list(range(layers))
+    assert (gaps["gap"] > 0).all() and (gaps["var_ratio"] > 0).all()
+
+
+# ------------------------------------------------------------------------------------------ names
+def test_parse_adapt():
+    assert parse_adapt("adabn, batch_stats,adabn,") == ["adabn", "batch_stats"]
+    assert parse_adapt(["batch_stats"]) == ["batch_stats"]
+    assert parse_adapt(None) == parse_adapt("") == parse_adapt(()) == parse_adapt(False) == []
+    assert parse_adapt(True) == ["adabn"]  # a legacy `adabn` flag
+    with pytest.raises(WbcError, match=r"unknown test-time method 'adaBN'.*adabn"):
+        parse_adapt("adaBN")
+
+
+@pytest.mark.parametrize("name, mode, want", [
+    ("pbc:test", STANDARD, "pbc_test"), ("pbc:test", "adabn", "pbc_test@adabn"),
+    ("raabin:testA", "batch_stats", "raabin_testA@batch_stats"), ("lisc-paper", STANDARD, "lisc-paper"),
+    ("/data/my cells/", STANDARD, "data_my_cells"), ("..", STANDARD, "test"), ("a<b>c|d?e*f\"g\\h", STANDARD, "a_b_c_d_e_f_g_h"),
+])
+def test_eval_folder_names_are_portable(name, mode, want):
+    got = eval_dir_name(name, mode)
+    assert got == want
+    assert not set(got) & set('<>:"/\\|?*') and not got.endswith((".", " ")) and got not in (".", "..")
+
+
+def test_two_test_sets_that_would_share_a_folder_are_refused(net, data_root, tmp_path):
+    with pytest.raises(WbcError, match="share the folder eval/pbc_test"):
+        evaluate_all(net, config(test=("pbc:test", "pbc_test")), tmp_path, "cpu", data_root, quiet=True)
+    assert not (tmp_path / "eval").exists()

@@ -1,0 +1,182 @@
+"""The charts (wbcbench.plots): each spec's data and encodings come from the input frame, in the book's
+order; the figures render to SVG/PNG. Specs are read from chart.to_dict(), what vl-convert renders."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from wbcbench import plots
+from wbcbench.classes import CLASSES
+
+
+def data(spec: dict, node: dict) -> list[dict]:
+    """The rows a (sub)chart draws: its named dataset, else its parent's."""
+    return spec["datasets"][node["data"]["name"]]
+
+
+def layers(spec: dict) -> list[dict]:
+    """The layers of a faceted layer chart (or the chart itself)."""
+    inner = spec.get("spec", spec)
+    return inner.get("layer", [inner])
+
+
+def counts_frame():
+    return pd.DataFrame([{"dataset": "lisc", "Basophil": 1, "Eosinophil": 2, "Lymphocyte": 3, "Monocyte": 4,
+                          "Neutrophil": 5, "total": 15},
+                         {"dataset": "bccd", "Basophil": 0, "Eosinophil": 2, "Lymphocyte": 0, "Monocyte": 0,
+                          "Neutrophil": 8, "total": 10}])
+
+
+def colour_frame():
+    return pd.DataFrame({"dataset": ["bccd", "bccd", "lisc"], "class": ["Neutrophil", "Basophil", "Monocyte"],
+                         "R": [0.2, 0.4, 0.9], "G": [0.1, 0.3, 0.5], "B": [0.6, 0.8, 0.7],
+                         "H": [-10.0, 5.0, 30.0], "S": [0.3, 0.5, 0.2], "V": [0.6, 0.8, 0.9]})
+
+
+def test_class_counts_chart_draws_every_count():
+    counts = counts_frame()
+    spec = plots.class_counts_chart(counts).to_dict()
+    rows = {(r["dataset"], r["class"]): r["images"] for r in data(spec, spec)}
+    assert rows == {(d, c): int(counts.set_index("dataset").loc[d, c]) for d in ("lisc", "bccd") for c in CLASSES}
+    enc = spec["encoding"]
+    assert enc["y"]["sort"] == ["lisc", "bccd"] and enc["x"]["stack"] == "normalize"
+    assert enc["color"]["sort"] == list(CLASSES) and spec["height"] == 22 * 2
+
+
+def test_colour_charts_plot_the_statistics_they_are_given():
+    stats = colour_frame()
+    spec = plots.colour_chart(stats, "H", "V").to_dict()
+    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("H", "V")
+    assert spec["encoding"]["x"]["title"] == "mean hue (degrees, 0 = red)"
+    assert spec["encoding"]["color"]["sort"] == ["bccd", "lisc"]
+    assert [r["H"] for r in data(spec, spec)] == [-10.0, 5.0, 30.0]
+    rgb = plots.rgb_profile_chart(stats).to_dict()
+    means = {(r["dataset"], r["channel"]): r["mean"] for r in data(rgb, rgb)}
+    assert means[("bccd", "R")] == pytest.approx(0.3) and means[("bccd", "B")] == pytest.approx(0.7)
+    assert means[("lisc", "G")] == pytest.approx(0.5) and len(means) == 6
+    assert rgb["encoding"]["column"]["sort"] == ["bccd", "lisc"]
+
+
+def summary_frame():
+    return pd.DataFrame({"model": ["m2", "m2", "m1"], "test_set": ["lisc", "pbc:test", "lisc"],
+                         "accuracy_mean": [0.5, 0.9, 0.4], "accuracy_ci95": [0.1, float("nan"), 0.2],
+                         "majority_baseline": [0.3, 0.4, 0.3], "seeds": [2, 1, 2]})
+
+
+def test_benchmark_chart_bars_are_mean_plus_minus_ci_and_domains_in_order():
+    spec = plots.benchmark_chart(summary_frame(), "accuracy").to_dict()
+    assert spec["facet"]["column"]["sort"] == ["pbc:test", "lisc"]  # in-domain first
+    bars, pts, maj = layers(spec)
+    rows = {(r["model"], r["test_set"]): r for r in data(spec, bars)}
+    assert (rows["m2", "lisc"]["lo"], rows["m2", "lisc"]["hi"]) == (pytest.approx(0.4), pytest.approx(0.6))
+    assert rows["m2", "pbc:test"]["lo"] == rows["m2", "pbc:test"]["hi"] == 0.9  # one seed: no bar
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("lo", "hi")
+    assert pts["encoding"]["x"]["field"] == "mean" and pts["encoding"]["y"]["sort"] == ["m2", "m1"]
+    assert sorted(r["majority_baseline"] for r in data(spec, maj)) == [0.3, 0.4]  # one tick per domain
+
+
+def test_bn_charts_encode_their_columns():
+    gaps = pd.DataFrame({"dataset": ["pbc:test", "pbc:test", "lisc", "lisc"], "layer": ["bn1", "l1.bn"] * 2,
+                         "layer_index": [0, 1, 0, 1], "gap": [0.1, 0.2, 0.8, 1.1], "var_ratio": [1.0] * 4})
+    g = plots.bn_gap_chart(gaps).to_dict()
+    assert (g["encoding"]["x"]["field"], g["encoding"]["y"]["field"]) == ("layer_index", "gap")
+    assert g["encoding"]["color"]["sort"] == ["pbc:test", "lisc"]
+    assert [r["gap"] for r in data(g, g)] == [0.1, 0.2, 0.8, 1.1]
+    modes = pd.DataFrame({"dataset": ["lisc"] * 3, "mode": ["standard", "adabn", "batch_stats"],
+                          "balanced_accuracy": [0.3, 0.6, 0.5]})
+    m = plots.bn_mode_chart(modes).to_dict()
+    assert m["encoding"]["x"]["sort"] == ["standard", "adabn", "batch_stats"]
+    assert m["encoding"]["y"]["field"] == "balanced_accuracy" and m["encoding"]["column"]["sort"] == ["lisc"]
+
+
+def test_learning_curves_chart_ticks_every_epoch():
+    log = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.5, 1.0, 0.7], "train_accuracy": [0.4, 0.6, 0.8],
+                        "lr": [1e-3, 5e-4, 1e-4]})
+    spec = plots.learning_curves_chart(log, title="run x").to_dict()
+    loss, acc = spec["hconcat"]
+    assert loss["encoding"]["y"]["field"] == "train_loss" and acc["encoding"]["y"]["field"] == "train_accuracy"
+    assert loss["encoding"]["x"]["axis"]["values"] == [1, 2, 3] and spec["title"] == "run x"
+    assert [r["train_loss"] for r in data(spec, spec)] == [1.5, 1.0, 0.7]
+
+
+def test_confusion_chart_rates_are_row_normalised_counts():
+    cm = np.zeros((5, 5), dtype=int)
+    cm[4, 4], cm[4, 1], cm[1, 1] = 3, 1, 2   # Neutrophil: 3 right, 1 called Eosinophil; no Basophil at all
+    spec = plots.confusion_chart({"bccd": cm}).to_dict()
+    rows = {(r["true"], r["predicted"]): r for r in data(spec, spec)}
+    assert len(rows) == 25
+    nn = rows["Neutrophil", "Neutrophil"]
+    assert nn["rate"] == pytest.approx(0.75) and nn["count"] == 3
+    assert rows["Neutrophil", "Eosinophil"]["rate"] == pytest.approx(0.25)
+    assert rows["Eosinophil", "Eosinophil"]["rate"] == 1.0
+    assert all(rows["Basophil", p]["rate"] == 0.0 for p in CLASSES)  # an empty row is 0, not NaN
+    heat, _ = layers(spec)
+    assert heat["encoding"]["color"]["field"] == "rate" and heat["encoding"]["x"]["sort"] == list(CLASSES)
+    counts = plots.confusion_chart({"bccd": cm}, normalize=False).to_dict()
+    assert layers(counts)[0]["encoding"]["color"]["field"] == "count"
+
+
+def test_drop_chart_scale_covers_every_interval_and_zero():
+    drops = pd.DataFrame({"label": ["a", "a + AdaBN"], "eval_mode": ["standard", "adabn"], "test_set": ["jtsc", "lisc"],
+                          "drop_mean": [0.5, -0.05], "drop_ci95": [0.1, 0.1], "drop_lo": [0.4, -0.15],
+                          "drop_hi": [0.6, 0.05], "seeds": [2, 2]})
+    spec = plots.drop_chart(drops).to_dict()
+    bars, pts, zero = layers(spec)
+    assert pts["encoding"]["x"]["scale"]["domain"] == [-0.15, 0.6]
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("drop_lo", "drop_hi")
+    assert spec["facet"]["column"]["sort"] == ["jtsc", "lisc"] and pts["encoding"]["y"]["sort"] == ["a", "a + AdaBN"]
+    assert {r["zero"] for r in data(spec, spec)} == {0.0}
+    only_up = plots.drop_chart(drops.iloc[:1]).to_dict()
+    assert layers(only_up)[1]["encoding"]["x"]["scale"]["domain"] == [0.0, 0.6]  # 0 always in view
+
+
+def test_recall_heatmap_marks_absent_classes():
+    recall = pd.DataFrame({"label": ["m"] * 2 + ["m + AdaBN"] * 2, "test_set": ["jtsc", "lisc"] * 2,
+                           "class": ["Basophil", "Monocyte"] * 2, "recall": [float("nan"), 0.5, 0.25, 0.75],
+                           "seeds": [0, 2, 2, 2], "images": [0, 3, 1, 3]})
+    spec = plots.recall_heatmap(recall).to_dict()
+    rows = data(spec, spec)
+    absent = [r for r in rows if r["class"] == "Basophil" and r["label"] == "m"][0]
+    assert absent["text"] == "n/a" and absent["present"] is False and absent["recall_fill"] == -1.0
+    assert [r["text"] for r in rows][1:] == ["0.50", "0.25", "0.75"]
+    assert spec["facet"]["sort"] == ["lisc", "jtsc"] and spec["columns"] == 2  # the book's domain order
+    heat, _ = layers(spec)
+    assert heat["encoding"]["y"]["sort"] == ["m", "m + AdaBN"] and heat["encoding"]["x"]["sort"] == list(CLASSES)
+
+
+def test_svg_holds_the_data_labels():
+    svg = plots.show(plots.class_counts_chart(counts_frame()))._repr_svg_()
+    assert svg.lstrip().startswith("<svg") and "lisc" in svg and "bccd" in svg and "Class composition" in svg
+
+
+def test_image_grid_png_places_tiles_and_leaves_gaps_white():
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((4, 4, 3), np.uint8)
+    blue[..., 2] = 255
+    png = plots.image_grid_png([[red, None], [blue, red]], ["a", "b"], ["x", "y"], pad=2)
+    im = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    label_w, head_h, s = 8 + 7 * 1, 14, 4
+    assert im.shape == (head_h + 2 * (s + 2), label_w + 2 * (s + 2), 3)
+
+    def tile(i, j):
+        y, x = head_h + i * (s + 2), label_w + j * (s + 2)
+        return im[y: y + s, x: x + s]
+
+    assert (tile(0, 0) == red).all() and (tile(1, 0) == blue).all() and (tile(1, 1) == red).all()
+    assert (tile(0, 1) == 255).all()  # the missing cell
+    fig = plots.PNGFigure(png)
+    assert fig._repr_png_() == png and fig.data_uri().startswith("data:image/png;base64,iVBOR")
+
+
+def test_sample_grid_one_row_per_domain(data_root):
+    fig = plots.sample_grid(["lisc"], per_class=1, size=8, data_root=data_root)
+    im = Image.open(io.BytesIO(fig.png))
+    label_w = 8 + 7 * len("lisc")
+    assert im.size == (label_w + len(CLASSES) * (8 + 2), 14 + (8 + 2))
+    assert not math.isnan(np.asarray(im, dtype=float).mean())

@@ -1,0 +1,168 @@
+"""The Colab path: the repository's URL and branch (the one place they are written), the set-up cell that
+opens every notebook, and the notebooks' "Open in Colab" badges.
+
+The set-up cell runs on Colab before wbcbench is installed, so it cannot import this module: its text is
+written into each notebook by `python -m wbcbench.colab`, which also rewrites the badges and the book's
+repository settings in `_config.yml` from REPO_URL and REPO_BRANCH; tests/test_colab.py fails when any copy
+differs from what this module writes. Only the cell's DATA_NEEDED line differs between notebooks.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from . import atomic
+from .errors import WbcError
+from .paths import REPO_ROOT
+
+REPO_URL = "https://github.com/wbc-benchmark/wbc-benchmark"
+REPO_BRANCH = "main"
+COLAB_URL = "https://colab.research.google.com"  # also the book's launch_buttons.colab_url
+NOTEBOOKS = REPO_ROOT / "notebooks"
+CONFIG = REPO_ROOT / "_config.yml"
+CELL_HEADER = '# %% tags=["remove-cell"]'  # jupytext percent format; the book hides the cell
+SETUP_MARK = "# Set-up, the same in every notebook but for DATA_NEEDED"
+DATA_LINE = re.compile(r"^DATA_NEEDED = (.*?)  #", re.M)
+BADGE = re.compile(re.escape(COLAB_URL) + r"/github/[^)\s]+")
+
+# {data} is the one line that differs; {url} and {branch} are the defaults that WBCBENCH_REPO_URL and
+# WBCBENCH_REPO_BRANCH override (a fork, a test's local clone).
+_TEMPLATE = SETUP_MARK + """ (written by `python -m wbcbench.colab`: edit it there).
+# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
+# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
+# already (README): the cell only finds the repository root.
+DATA_NEEDED = {data}  # `wbcbench data download` names
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+except ImportError:
+    pass
+else:
+    if REPO is None:  # a fresh runtime: clone the repository
+        url = os.environ.get("WBCBENCH_REPO_URL", "{url}")
+        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "{branch}")
+        REPO = Path("wbc-benchmark").resolve()
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
+    os.chdir(REPO)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
+    if DATA_NEEDED:
+        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
+    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
+    print("working in", REPO)"""
+
+
+def setup_cell(data: list[str]) -> str:
+    """The set-up cell's source for a notebook that reads the datasets `data` (names of `wbcbench data download`)."""
+    if not isinstance(data, list) or not all(isinstance(d, str) and d.strip() == d and d for d in data):
+        raise WbcError(f"the data a notebook needs must be a list of dataset names, not {data!r}")
+    return _TEMPLATE.replace("{data}", json.dumps(data)).replace("{url}", REPO_URL).replace("{branch}", REPO_BRANCH)
+
+
+def declared_data(cell: str) -> list[str] | None:
+    """The DATA_NEEDED list that a set-up cell declares (None when it declares none)."""
+    m = DATA_LINE.search(cell)
+    try:
+        return ast.literal_eval(m.group(1)) if m else None
+    except (ValueError, SyntaxError):
+        return None
+
+
+def badge_url(notebook: str | Path) -> str:
+    """Where a notebook's "Open in Colab" badge points: the notebook on REPO_BRANCH of REPO_URL."""
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    return f"{COLAB_URL}/github/{owner_repo}/blob/{REPO_BRANCH}/notebooks/{Path(notebook).stem}.ipynb"
+
+
+def _cells(text: str) -> list[str]:
+    """A jupytext percent script cut before every `# %%` line: [header, cell, cell, ...]."""
+    return re.split(r"(?m)^(?=# %%)", text)
+
+
+def _is_code(chunk: str) -> bool:
+    return chunk.startswith("# %%") and not chunk.startswith("# %% [")
+
+
+def update_script(text: str, name: str, data: list[str] | None = None) -> str:
+    """A notebook's percent script with its set-up cell (the first code cell when it is one; inserted before
+    the first code cell otherwise) and its Colab badge rewritten. `data`: the datasets the notebook needs,
+    None to keep what its set-up cell declares."""
+    chunks = _cells(text)
+    first = next((i for i, c in enumerate(chunks) if _is_code(c)), None)
+    if first is None:
+        raise WbcError(f"{name} has no code cell to put the set-up cell before")
+    body = chunks[first].split("\n", 1)[1] if "\n" in chunks[first] else ""
+    has_setup = body.startswith(SETUP_MARK)
+    if data is None:
+        data = declared_data(body) if has_setup else None
+        if data is None:
+            raise WbcError(f"{name} declares no DATA_NEEDED in a set-up cell: name its datasets (--data)")
+    cell = f"{CELL_HEADER}\n{setup_cell(data)}\n\n"
+    chunks[first:first + 1] = [cell] if has_setup else [cell, chunks[first]]
+    return BADGE.sub(badge_url(name), "".join(chunks))
+
+
+def update_config(text: str) -> str:
+    """`_config.yml` with repository.url/branch and launch_buttons.colab_url set from this module."""
+    for key, sub, value in (("repository", "url", REPO_URL), ("repository", "branch", REPO_BRANCH),
+                            ("launch_buttons", "colab_url", COLAB_URL)):
+        pattern = re.compile(rf"(?m)^({key}:\n(?:[ \t]+.*\n)*?[ \t]+{sub}:[ \t]*).*$")
+        if not pattern.search(text):
+            raise WbcError(f"_config.yml has no {key}.{sub} to set")
+        text = pattern.sub(lambda m: m.group(1) + value, text, count=1)
+    return text
+
+
+def write(notebooks: list[Path] | None = None, data: list[str] | None = None, config: Path = CONFIG) -> list[Path]:
+    """Rewrite the set-up cell and badge of `notebooks` (their .py; default: every notebook) and their paired
+    .ipynb (jupytext --update: outputs and other cells untouched), and the repository settings of `config`.
+    Returns the files changed. Each file is re-read right before it is written (others edit other cells)."""
+    scripts = sorted(NOTEBOOKS.glob("[0-9]*.py")) if notebooks is None else [Path(p).with_suffix(".py")
+                                                                             for p in notebooks]
+    for p in scripts:  # every notebook checked before anything is written
+        update_script(p.read_text(), p.name, data)
+    changed = []
+    for p in scripts:
+        text = p.read_text()
+        if (new := update_script(text, p.name, data)) != text:
+            atomic.write_text(p, new)
+            changed.append(p)
+        ipynb = p.with_suffix(".ipynb")
+        before = ipynb.read_bytes() if ipynb.exists() else None
+        subprocess.run([sys.executable, "-m", "jupytext", "-q", "--to", "ipynb", "--update", str(p)], check=True)
+        if ipynb.read_bytes() != before:
+            changed.append(ipynb)
+    if config.exists() and (new := update_config(config.read_text())) != config.read_text():
+        atomic.write_text(config, new)
+        changed.append(config)
+    return changed
+
+
+def main(argv=None) -> int:
+    """`python -m wbcbench.colab [NOTEBOOK.py ...] [--data pbc,lisc]`: write the copies of this module's facts."""
+    ap = argparse.ArgumentParser(prog="python -m wbcbench.colab", description=__doc__.split("\n\n")[0])
+    ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
+    ap.add_argument("--data", help="comma-separated datasets the notebook(s) read ('' for none); default: "
+                                   "keep each set-up cell's DATA_NEEDED")
+    args = ap.parse_args(argv)
+    data = None if args.data is None else [d.strip() for d in args.data.split(",") if d.strip()]
+    try:
+        for p in write(args.notebooks or None, data):
+            print("rewrote", p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p)
+    except WbcError as e:
+        print(f"wbcbench.colab: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Evaluation and test-time adaptation: a trained network on every test set of a run, in the standard way
+(stored BN statistics) and with the test-time methods asked for, each written to `eval/<name>/` with its
+predictions and metrics. Also the BN chapter's per-domain comparisons, which need data and scoring.
+
+Test-time methods, by name (`--adapt adabn,batch_stats`):
+* `adabn`: BN running statistics re-estimated on the test set's unlabelled images (bn.adabn);
+* `batch_stats`: every test batch normalised with its own statistics (bn.test_time_bn).
+Both use the test images but never their labels; networks without adaptable BN get the standard
+evaluation only.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import bn, rundir
+from .atomic import write_csv, write_json
+from .cache import load_dataset, load_images
+from .classes import CLASSES
+from .datasets import balanced_indices, get_dataset
+from .errors import WbcError
+from .loader import BatchLoader
+from .metrics import compute_metrics
+
+STANDARD = "standard"
+ADAPT_METHODS = ("adabn", "batch_stats")
+
+
+def parse_adapt(value) -> list[str]:
+    """Test-time methods from "adabn, batch_stats" or a list (None or "" for none; a legacy `adabn` flag's
+    True/False for ["adabn"]/[]): stripped, de-duplicated, each one of ADAPT_METHODS, else a WbcError."""
+    if isinstance(value, bool):
+        return ["adabn"] if value else []
+    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    out: list[str] = []
+    for p in parts:
+        name = p.strip() if isinstance(p, str) else p
+        if name == "":
+            continue
+        if name not in ADAPT_METHODS:
+            raise WbcError(f"unknown test-time method {name!r}; choose from {', '.join(ADAPT_METHODS)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def eval_dir_name(test_name: str, mode: str = STANDARD) -> str:
+    """The folder of one evaluation under `eval/`: the test set's name with anything but letters, digits
+    and `_.+-` replaced by `_` (no ':', which Windows forbids), then `@<method>` for a test-time method:
+    `pbc_test`, `pbc_test@adabn`."""
+    base = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(test_name).strip("/")).strip("._") or "test"
+    return base if mode == STANDARD else f"{base}@{mode}"
+
+
+def autocast_for(device: torch.device):
+    """(autocast context factory, GradScaler or None): AMP on CUDA only (bf16 where supported, else fp16
+    with a gradient scaler); the trainer uses the same."""
+    if device.type != "cuda":
+        return nullcontext, None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def eval_loader(net: nn.Module, images, labels, hp: dict, device, order=None) -> BatchLoader:
+    """Centre crops of `images` in batches of the profile's eval batch size, in `order` (positions; None:
+    dataset order), normalised as `net` expects."""
+    cfg = net.wbc_config
+    return BatchLoader(images, labels, order, crop=hp["crop_size"], batch_size=hp["eval_batch_size"],
+                       mean=cfg["mean"], std=cfg["std"], device=device, train=False)
+
+
+@torch.no_grad()
+def predict(net: nn.Module, loader: BatchLoader, device, quiet: bool = True, desc: str = "eval") -> np.ndarray:
+    """Softmax probabilities (N, classes), float64, row i for image i of the dataset whatever the batch
+    order (each batch knows its positions)."""
+    amp, _ = autocast_for(torch.device(device))
+    net.eval()
+    p = np.zeros((len(loader.images), len(CLASSES)), np.float64)
+    seen = np.zeros(len(loader.images), bool)
+    for b in tqdm(loader, desc=desc, disable=quiet, leave=False):
+        with amp():
+            logits = net(b.x)
+        p[b.index] = F.softmax(logits.float(), dim=1).cpu().numpy()
+        seen[b.index] = True
+    if not seen.all():  # pragma: no cover - a guard on the loader
+        raise AssertionError(f"{int((~seen).sum())} images were never predicted")
+    return p
+
+
+def score(ds, p: np.ndarray) -> tuple[dict, pd.DataFrame]:
+    """(metrics, predictions table with one row per image in dataset order) of probabilities `p`."""
+    preds = pd.DataFrame({"path": list(ds.paths), "label": [CLASSES[i] for i in ds.labels],
+                          "prediction": [CLASSES[i] for i in p.argmax(1)]})
+    for i, c in enumerate(CLASSES):
+        preds[f"p_{c}"] = p[:, i]
+    return compute_metrics(ds.labels, p), preds
+
+
+def evaluate_model(net: nn.Module, ds, images, hp: dict, device, quiet: bool = True,
+                   desc: str = "eval") -> tuple[dict, pd.DataFrame]:
+    """(metrics, predictions) of `net` as it is, on the centre crops of `images` (the images of `ds`)."""
+    return score(ds, predict(net, eval_loader(net, images, ds.labels, hp, device), device, quiet, desc))
+
+
+def evaluate_method(net: nn.Module, method: str, ds, images, hp: dict, device, seed: int = 0,
+                    quiet: bool = True) -> tuple[dict, pd.DataFrame]:
+    """(metrics, predictions) of `net` on `ds` with test-time method `method` (or STANDARD)."""
+    desc = f"eval {ds.name}@{method}"
+    if method == STANDARD:
+        return evaluate_model(net, ds, images, hp, device, quiet, desc)
+    if method == "adabn":
+        loader = eval_loader(net, images, ds.labels, hp, device)
+        return evaluate_model(bn.adabn(net, (b.x for b in loader)), ds, images, hp, device, quiet, desc)
+    if method == "batch_stats":
+        return evaluate_model(bn.test_time_bn(net), ds, images, hp, device, quiet, desc)
+    raise WbcError(f"unknown test-time method {method!r}; choose from {', '.join(ADAPT_METHODS)}")
+
+
+def _check_distinct_folders(tests) -> None:
+    seen: dict[str, str] = {}
+    for t in tests:
+        d = eval_dir_name(t)
+        if d in seen:
+            raise WbcError(f"test sets {seen[d]!r} and {t!r} would share the folder eval/{d}; rename one")
+        seen[d] = t
+
+
+def evaluate_all(net: nn.Module, config: dict, run_dir: Path | None, device, data_root=None, quiet: bool = False,
+                 todo=None) -> dict:
+    """Evaluate `net` on every test set of `config`, in the standard way and with each of its test-time
+    methods (`adapt`, or a legacy record's `adabn`); only the (test set, method) pairs in `todo` when given.
+    With `run_dir`, writes eval/<name>/{predictions.csv,metrics.json} and removes an older folder holding
+    the same evaluation under another name. Returns {folder name: metrics}."""
+    hp = config["hparams"]
+    _check_distinct_folders(config["test"])
+    modes = [STANDARD] + (rundir.adapt_methods(config) if bn.has_adaptable_bn(net) else [])
+    existing = rundir.evaluations(run_dir) if run_dir is not None else {}
+    results = {}
+    for name in config["test"]:
+        wanted = [m for m in modes if todo is None or (name, m) in todo]
+        if not wanted:
+            continue
+        ds, images = load_dataset(name, data_root, hp["stored_size"], progress=not quiet)
+        manifest = ds.manifest_hash()
+        for mode in wanted:
+            metrics, preds = evaluate_method(net, mode, ds, images, hp, device, config["seed"], quiet)
+            metrics.update(test_set=name, eval_mode=mode, test_manifest=manifest)
+            key = eval_dir_name(name, mode)
+            results[key] = metrics
+            if run_dir is not None:
+                d = Path(run_dir) / "eval" / key
+                write_csv(d / "predictions.csv", preds)
+                write_json(d / "metrics.json", metrics)
+                old = existing.get((name, mode))
+                if old is not None and old[1].resolve() != d.resolve():
+                    shutil.rmtree(old[1], ignore_errors=True)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The BN chapter's per-domain analysis (notebooks/04)
+
+
+def _domain(name, hp, data_root=None, per_class=None):
+    ds = get_dataset(name, data_root)
+    if per_class:
+        ds = ds.subset(balanced_indices(ds.labels, per_class), name=f"{name}[{per_class}/class]")
+    return ds, load_images(ds, hp["stored_size"])
+
+
+def domain_stat_gaps(model: nn.Module, hp: dict, names, data_root=None, device="cpu", per_class=None, eps=1e-5):
+    """Tidy table (dataset, layer, layer_index, gap, var_ratio): for every BN layer and domain, the mean over
+    channels of |domain mean - running mean| / sqrt(running var) and of domain var / running var."""
+    rows = []
+    for name in names:
+        ds, images = _domain(name, hp, data_root, per_class)
+        loader = eval_loader(model, images, ds.labels, hp, device)
+        stats = bn.activation_stats(model, (b.x for b in loader))
+        for i, (layer, s) in enumerate(stats.items()):
+            sd = (s["running_var"] + eps).sqrt()
+            rows.append({"dataset": name, "layer": layer, "layer_index": i,
+                         "gap": float(((s["mean"] - s["running_mean"]).abs() / sd).mean()),
+                         "var_ratio": float(((s["var"] + eps) / (s["running_var"] + eps)).mean())})
+    return pd.DataFrame(rows)
+
+
+def compare_bn_modes(model: nn.Module, hp: dict, names, data_root=None, device="cpu", per_class=None,
+                     methods=ADAPT_METHODS, seed: int = 0):
+    """Accuracy and balanced accuracy on each domain in the standard way and with each test-time method
+    (column `mode`: STANDARD or a name from ADAPT_METHODS). Models without adaptable BN get the standard
+    row only."""
+    dev = torch.device(device)
+    rows = []
+    for name in names:
+        ds, images = _domain(name, hp, data_root, per_class)
+        for mode in [STANDARD, *(parse_adapt(methods) if bn.has_adaptable_bn(model) else [])]:
+            m, _ = evaluate_method(model, mode, ds, images, hp, dev, seed)
+            rows.append({"dataset": name, "mode": mode, "accuracy": m["accuracy"],
+                         "balanced_accuracy": m["balanced_accuracy"], "majority_baseline": m["majority_baseline"],
+                         "n": m["n"]})
+    return pd.DataFrame(rows)

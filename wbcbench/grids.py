@@ -1,0 +1,47 @@
+"""Named sweep grids: which models, seeds, data and test-time adaptation a study runs.
+
+A `models` entry is a registry name, or (name, {overrides}) for per-model settings such as pretrained=True;
+every override must be a profile setting (wbcbench.profiles.SETTINGS) and JSON-serialisable.
+"""
+from __future__ import annotations
+
+from .errors import unknown
+
+PAPER_MODELS = ["vgg16", "vgg16_bn", "resnet50", "resnet50_fc", "resnet50_freezebn", "resnet50_freezebn_last16",
+                "resnet50_gn", "vit_b_16"]
+# From scratch, one normalisation layer each; no frozen BN here: frozen at its initial statistics BN is an
+# identity layer (issue 10), so frozen BN is studied only where it means something, on pretrained networks.
+CPU_MODELS = ["resnet18_bn", "resnet18_gn", "resnet18_in", "resnet18_ln", "resnet18_nonorm",
+              "vit_tiny", ("efficientnet_lite0", {"pretrained": True}),
+              ("efficientnet_lite0_freezebn", {"pretrained": True})]
+
+# Every bundled test domain (the data README): the default test list of `wbcbench train` and of sweeps.
+BUNDLED_TESTS = "pbc:test,lisc,bccd,jtsc,cellavision"
+
+GRIDS: dict[str, dict] = {
+    # Tsutsui, Su & Wen (ICASSP 2023), Table 1: train on Raabin-WBC Train, test on Raabin TestA/TestB, LISC, BCCD.
+    "paper": dict(profile="paper", models=PAPER_MODELS, seeds=list(range(10)), train="raabin:train",
+                  test="raabin:testA,raabin:testB,lisc-paper,bccd", adapt=()),
+    # The CPU study on the bundled data: normalisation layers under domain shift, with test-time adaptation.
+    "cpu-study": dict(profile="cpu", models=CPU_MODELS, seeds=list(range(5)), train="pbc:train",
+                      test=BUNDLED_TESTS, adapt=("adabn",)),  # + "tent" once evaluate has it
+}
+
+
+def get_grid(name: str) -> dict:
+    """Grid `name`, or WbcError listing the known grids."""
+    if name not in GRIDS:
+        raise unknown("grid", name, GRIDS)
+    return GRIDS[name]
+
+
+def model_names(models) -> list[str]:
+    """The model names of a grid's `models` entries (without their per-model overrides)."""
+    return [m if isinstance(m, str) else m[0] for m in models]
+
+
+def grid_size(name: str = "cpu-study") -> dict:
+    """Models, seeds and number of runs of a named grid."""
+    g = get_grid(name)
+    models = model_names(g["models"])
+    return {"models": models, "seeds": list(g["seeds"]), "runs": len(models) * len(g["seeds"])}

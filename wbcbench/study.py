@@ -1,0 +1,350 @@
+"""The CPU study's verdict (notebooks/06_cpu_study), computed by the analysis plan (book/analysis_plan.md)
+and by nothing else: every rule of the plan is a constant or a function here, so the notebook, the book's
+intro and results chapters and the README quote one computed table.
+
+The paper's claims are comparisons "a is better than b". Robustness claims are tested on the drop from
+in-domain (pbc:test minus the shifted domain, paired by seed), test-time claims on the gain on the shifted
+domain (the method minus the same run's standard evaluation, paired by run); a two-sided paired t-test per
+comparison, Holm within each claim, and the plan's words. Works for any subset of the grid, including none.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import write_text
+from .collect import load_runs
+from .errors import WbcError
+from .grids import get_grid, model_names
+from .stats import compare, holm
+from .tables import STANDARD, row_label, to_markdown
+
+GRID = "cpu-study"
+IN_DOMAIN = "pbc:test"
+SHIFTED_DOMAINS = ("lisc", "bccd", "jtsc", "cellavision")
+PRIMARY_METRIC = "balanced_accuracy_min5"   # decides every verdict
+BESIDE_METRICS = ("accuracy", "macro_f1")   # shown beside it, never decide
+STUDY_METRICS = (PRIMARY_METRIC, *BESIDE_METRICS, "balanced_accuracy")
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
+                "balanced_accuracy_min5": "balanced accuracy (classes with >= 5 images)"}
+ALPHA = 0.05          # family-wise, within each claim (Holm)
+MIN_PAIRS = 2         # fewer paired seeds: undetermined
+ONE_CLASS_SHARE = 0.5  # "more than half of the domain's images into one predicted class"
+
+#: The study's models in table order. The committed runs include resnet18_frozenbn, which the grid
+#: (wbcbench.grids.CPU_MODELS) has dropped (issue 10: BN frozen at its initial statistics is an identity
+#: layer); its runs are still shown in the tables, never counted in a verdict.
+STUDY_MODELS = ("resnet18_bn", "resnet18_frozenbn", "resnet18_gn", "resnet18_in", "resnet18_ln",
+                "resnet18_nonorm", "vit_tiny", "efficientnet_lite0", "efficientnet_lite0_freezebn")
+#: The normalisation layer of study models that are no longer in the registry, for their committed runs.
+RETIRED_MODELS = {"resnet18_frozenbn": "frozen BatchNorm (init stats)"}
+
+ROBUSTNESS = "drop from in-domain"
+TEST_TIME = "gain on the shifted domain"
+WORDS = ("holds", "contradicted", "inconclusive", "uninformative", "undetermined")
+CLAIM_WORDS = ("holds", "contradicted", "mixed", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: every comparison (a, eval mode of a, b, eval mode of b) says a beats b."""
+    id: str
+    statement: str
+    kind: str  # ROBUSTNESS or TEST_TIME
+    comparisons: tuple
+
+
+_BN_MODELS = ("resnet18_bn", "efficientnet_lite0")
+CLAIMS = (
+    Claim("a", "BN collapses under shift relative to the same ResNet-18 without BN statistics", ROBUSTNESS,
+          tuple((m, STANDARD, "resnet18_bn", STANDARD)
+                for m in ("resnet18_gn", "resnet18_ln", "resnet18_in", "resnet18_nonorm"))),
+    Claim("b", "GroupNorm holds up better than BN", ROBUSTNESS, (("resnet18_gn", STANDARD, "resnet18_bn", STANDARD),)),
+    Claim("c", "frozen BN helps (EfficientNet-Lite0 with BN frozen at ImageNet statistics vs BN in train mode)",
+          ROBUSTNESS, (("efficientnet_lite0_freezebn", STANDARD, "efficientnet_lite0", STANDARD),)),
+    Claim("d", "a ViT holds up better than the BN ResNet-18", ROBUSTNESS, (("vit_tiny", STANDARD, "resnet18_bn", STANDARD),)),
+    Claim("e", "AdaBN recovers accuracy of BN models", TEST_TIME, tuple((m, "adabn", m, STANDARD) for m in _BN_MODELS)),
+    Claim("f", "TENT recovers accuracy of BN models", TEST_TIME, tuple((m, "tent", m, STANDARD) for m in _BN_MODELS)),
+)
+
+VERDICT_COLUMNS = ["claim", "statement", "kind", "a", "mode_a", "b", "mode_b", "label_a", "label_b", "test_set",
+                   "n", "effect", "lo", "hi", "p", "p_holm", "word", "uninformative",
+                   *[f"effect_{m}" for m in BESIDE_METRICS], "score_a", "score_b", "drop_a", "drop_b",
+                   "accuracy_a", "accuracy_b", "majority", "top_share_a", "top_share_b"]
+
+
+def grid_runs(runs: pd.DataFrame, grid: str = GRID) -> pd.DataFrame:
+    """The rows of a collect() table that the verdict counts: the grid's models, profile, training set and
+    seeds (runs of models no longer in the grid are shown in tables, never tested)."""
+    if runs is None or not len(runs):
+        return pd.DataFrame(columns=["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir"])
+    g = get_grid(grid)
+    keep = (runs["model"].isin(model_names(g["models"])) & (runs["profile"] == g["profile"])
+            & (runs["train"] == g["train"]) & runs["seed"].isin(g["seeds"]))
+    return runs[keep].reset_index(drop=True)
+
+
+def grid_progress(runs: pd.DataFrame, grid: str = GRID) -> dict:
+    """finished: (model, seed) runs of the grid that have finished, of `total`; others: models with finished
+    runs that the grid does not have; repeated: (model, seed) pairs with more than one finished run."""
+    g = get_grid(grid)
+    total = len(model_names(g["models"])) * len(g["seeds"])
+    if runs is None or not len(runs):
+        return {"finished": 0, "total": total, "others": [], "repeated": []}
+    per = grid_runs(runs, grid).groupby(["model", "seed"])["run_dir"].nunique()
+    return {"finished": int(len(per)), "total": total,
+            "others": sorted(set(runs["model"]) - set(model_names(g["models"]))),
+            "repeated": [f"{m} seed {s}" for (m, s), k in per.items() if k > 1]}
+
+
+def _side(runs: pd.DataFrame, model: str, mode: str, test: str, kind: str) -> pd.DataFrame:
+    """Per run of `model` evaluated with `mode`: the tested quantity per metric (q_<metric>: the drop from
+    IN_DOMAIN, or the score on `test`), and on `test` the primary score, accuracy, top share and majority."""
+    g = runs[(runs["model"] == model) & (runs["eval_mode"] == mode)]
+    on = g[g["test_set"] == test].set_index("run_dir")
+    src = g[g["test_set"] == IN_DOMAIN].set_index("run_dir").reindex(on.index)
+    num = {c: pd.to_numeric(on[c], errors="coerce") for c in (*STUDY_METRICS, "top_prediction_share",
+                                                               "majority_baseline") if c in on}
+    out = pd.DataFrame({"seed": on["seed"], "score": num[PRIMARY_METRIC], "accuracy": num["accuracy"],
+                        "top_share": num.get("top_prediction_share", float("nan")),
+                        "majority": num["majority_baseline"]}, index=on.index)
+    for m in (PRIMARY_METRIC, *BESIDE_METRICS):
+        v = num.get(m, pd.Series(float("nan"), index=on.index))
+        out[f"q_{m}"] = pd.to_numeric(src[m], errors="coerce") - v if kind == ROBUSTNESS else v
+    return out.dropna(subset=[f"q_{PRIMARY_METRIC}"])
+
+
+def _by_seed(side: pd.DataFrame) -> pd.DataFrame:
+    return side.groupby("seed").mean(numeric_only=True)  # a seed run twice counts once, averaged
+
+
+def _is_uninformative(sides) -> bool:
+    """The plan's rule: every evaluation in the comparison has mean accuracy not above the majority-class
+    accuracy and, on average over seeds, more than half of the images in one predicted class."""
+    return all(s["accuracy"].mean() <= s["majority"].mean() and s["top_share"].mean() > ONE_CLASS_SHARE
+               for s in sides)
+
+
+def _comparison(runs: pd.DataFrame, claim: Claim, a: str, ma: str, b: str, mb: str, test: str) -> dict:
+    sa, sb = _side(runs, a, ma, test, claim.kind), _side(runs, b, mb, test, claim.kind)
+    if claim.kind == TEST_TIME:  # paired by run, then a seed run twice counts once
+        both = sa.index.intersection(sb.index)
+        sa, sb = _by_seed(sa.loc[both]), _by_seed(sb.loc[both])
+    else:
+        sa, sb = _by_seed(sa), _by_seed(sb)
+        seeds = sa.index.intersection(sb.index)
+        sa, sb = sa.loc[seeds], sb.loc[seeds]
+    # effect > 0 is the claimed direction: a loses less (b's drop minus a's), or the method gains
+    first, second = (sb, sa) if claim.kind == ROBUSTNESS else (sa, sb)
+    r = compare(first[f"q_{PRIMARY_METRIC}"], second[f"q_{PRIMARY_METRIC}"], paired=True)
+    row = {"claim": claim.id, "statement": claim.statement, "kind": claim.kind, "a": a, "mode_a": ma, "b": b,
+           "mode_b": mb, "label_a": row_label(a, ma), "label_b": row_label(b, mb), "test_set": test,
+           "n": r["n"], "effect": r["diff"], "lo": r["lo"], "hi": r["hi"], "p": r["p"], "p_holm": float("nan"),
+           "uninformative": bool(len(sa)) and _is_uninformative((sa, sb)),
+           **{f"effect_{m}": compare(first[f"q_{m}"], second[f"q_{m}"], paired=True)["diff"] for m in BESIDE_METRICS},
+           "majority": pd.concat([sa["majority"], sb["majority"]]).mean()}
+    for tag, s in (("a", sa), ("b", sb)):
+        row.update({f"score_{tag}": s["score"].mean(), f"accuracy_{tag}": s["accuracy"].mean(),
+                    f"top_share_{tag}": s["top_share"].mean(),
+                    f"drop_{tag}": s[f"q_{PRIMARY_METRIC}"].mean() if claim.kind == ROBUSTNESS else float("nan")})
+    return row
+
+
+def _word(r: dict) -> str:
+    if r["n"] < MIN_PAIRS:
+        return "undetermined"
+    if r["uninformative"]:
+        return "uninformative"
+    if r["p_holm"] < ALPHA and r["effect"] != 0:
+        return "holds" if r["effect"] > 0 else "contradicted"
+    return "inconclusive"
+
+
+def verdict_table(runs: pd.DataFrame, claims=CLAIMS, domains=SHIFTED_DOMAINS) -> pd.DataFrame:
+    """One row per claim x comparison x shifted domain, by the analysis plan: paired effect (percentage
+    points / 100, positive = the claimed direction) with its 95% t-interval, the paired t-test's p, its Holm
+    adjustment within the claim (over the comparisons that are neither undetermined nor uninformative), the
+    word, and beside them the accuracy and macro-F1 effects, each side's score, drop, accuracy and share of
+    images in its most-predicted class. Only the grid's runs count (grid_runs)."""
+    runs = grid_runs(runs)
+    rows = []
+    for claim in claims:
+        rows_c = [_comparison(runs, claim, *c, t) for c in claim.comparisons for t in domains]
+        tested = [r for r in rows_c if r["n"] >= MIN_PAIRS and not r["uninformative"]]
+        for r, adj in zip(tested, holm([r["p"] for r in tested])):
+            r["p_holm"] = adj
+        rows += [{**r, "word": _word(r)} for r in rows_c]
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def claim_word(words) -> str:
+    """The plan's word for a claim from the words of its comparisons."""
+    words = set(words)
+    if "holds" in words:
+        return "mixed" if "contradicted" in words else "holds"
+    return "contradicted" if "contradicted" in words else "inconclusive"
+
+
+def claim_summary(v: pd.DataFrame) -> pd.DataFrame:
+    """Per claim: its word, what it is tested on, and how many comparisons got each word."""
+    rows = []
+    for cid, g in v.groupby("claim", sort=False):
+        counts = g["word"].value_counts()
+        rows.append({"claim": cid, "statement": g["statement"].iloc[0], "tested on": g["kind"].iloc[0],
+                     "verdict": claim_word(g["word"]), "comparisons": len(g),
+                     **{w: int(counts.get(w, 0)) for w in WORDS}})
+    return pd.DataFrame(rows, columns=["claim", "statement", "tested on", "verdict", "comparisons", *WORDS])
+
+
+def _pp(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x * 100:+.1f} pp"
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x * 100:.1f}%"
+
+
+def _p(name: str, x: float) -> str:
+    return f"{name} –" if pd.isna(x) else (f"{name} < 0.001" if x < 0.001 else f"{name} = {x:.3f}")
+
+
+def _interval(r) -> str:
+    return "no interval" if pd.isna(r["lo"]) else f"95% CI [{_pp(r['lo'])[:-3]}, {_pp(r['hi'])[:-3]}] pp"
+
+
+def comparison_sentence(r) -> str:
+    """One comparison of verdict_table in words, with its effect, interval and p-values."""
+    head = f"{r['label_a']} vs {r['label_b']} on {r['test_set']}: **{r['word']}**"
+    unit = "seeds" if r["kind"] == ROBUSTNESS else "runs"
+    if r["word"] == "undetermined":
+        return f"{head} ({r['n']} paired {unit}; the test needs {MIN_PAIRS})."
+    if r["kind"] == ROBUSTNESS:
+        what = (f"drop from {IN_DOMAIN} {_pp(r['drop_a'])[1:]} vs {_pp(r['drop_b'])[1:]}, effect {_pp(r['effect'])} "
+                f"(positive: {r['a']} loses less), {_interval(r)}; on {r['test_set']} itself "
+                f"{_pct(r['score_a'])} vs {_pct(r['score_b'])}")
+    else:
+        what = (f"gain {_pp(r['effect'])}, {_interval(r)} ({_pct(r['score_a'])} vs {_pct(r['score_b'])})")
+    beside = f"accuracy {_pp(r['effect_accuracy'])}, macro-F1 {_pp(r['effect_macro_f1'])}"
+    if r["word"] == "uninformative":
+        return (f"{head}: both score at most the majority-class accuracy ({_pct(r['accuracy_a'])} and "
+                f"{_pct(r['accuracy_b'])} vs {_pct(r['majority'])}) and put {_pct(r['top_share_a'])} and "
+                f"{_pct(r['top_share_b'])} of the images into one class; not tested ({what}).")
+    return f"{head}: {what}; paired t over {r['n']} {unit}, {_p('p', r['p'])}, {_p('Holm p', r['p_holm'])}; {beside}."
+
+
+def claim_sentence(s, v: pd.DataFrame) -> str:
+    """One claim of claim_summary in words: its word, the counts, and the comparisons that decided it."""
+    counts = ", ".join(f"{w} {s[w]}" for w in WORDS if s[w])
+    text = f"({s['claim']}) {s['statement']}: **{s['verdict']}** ({s['comparisons']} comparisons: {counts})"
+    g = v[(v["claim"] == s["claim"]) & v["word"].isin(["holds", "contradicted"])]
+    if len(g):
+        text += "; " + "; ".join(f"{w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_pp(r.effect)}, "
+                                 f"{_interval(r._asdict())}, {_p('Holm p', r.p_holm)})"
+                                 for w, r in zip(g["word"], g.itertuples(index=False)))
+    return text + "."
+
+
+def claim_sentences(v: pd.DataFrame) -> list[str]:
+    """claim_sentence of every claim, in claim order."""
+    return [claim_sentence(s, v) for _, s in claim_summary(v).iterrows()]
+
+
+def verdict_sentences(v: pd.DataFrame) -> str:
+    """Markdown: per claim its sentence, then one bullet per comparison."""
+    out = []
+    for _, s in claim_summary(v).iterrows():
+        out.append(claim_sentence(s, v) + "\n")
+        out += [f"- {comparison_sentence(r)}" for _, r in v[v["claim"] == s["claim"]].iterrows()]
+        out.append("")
+    return "\n".join(out)
+
+
+def progress_sentence(runs: pd.DataFrame, runs_dir) -> str:
+    """'N of 40 runs finished', naming what the verdict leaves out."""
+    g = grid_progress(runs)
+    text = f"{g['finished']} of {g['total']} runs of the `{GRID}` grid finished in `{runs_dir}`"
+    if g["others"]:
+        text += f"; runs of models no longer in the grid are not counted ({', '.join(g['others'])})"
+    if g["repeated"]:
+        text += f"; seeds with more than one finished run, averaged: {', '.join(g['repeated'])}"
+    return text + "."
+
+
+def rules_markdown() -> str:
+    """The analysis plan's rules as this code applies them (from the constants above), for the study pages."""
+    seeds = get_grid(GRID)["seeds"]
+    lines = [
+        f"- **unit**: one run = one (model, seed), seeds {seeds[0]}–{seeds[-1]}; models paired by seed, a "
+        "test-time method paired with the same run evaluated without it",
+        f"- **primary metric**: {METRIC_NAMES[PRIMARY_METRIC]} (`{PRIMARY_METRIC}`); beside it, never deciding: "
+        + ", ".join(METRIC_NAMES[m] for m in BESIDE_METRICS),
+        f"- **robustness claims** on the {ROBUSTNESS} (`{IN_DOMAIN}` minus the shifted domain); **test-time "
+        f"claims** on the {TEST_TIME} (method minus standard evaluation); shifted domains: "
+        + ", ".join(f"`{d}`" for d in SHIFTED_DOMAINS),
+        f"- **test**: two-sided paired t per comparison, Holm within each claim at family-wise α = {ALPHA}; "
+        "effect = mean paired difference (positive = the claimed direction) with its 95% Student-t interval",
+        f"- **uninformative**: every evaluation in the comparison has mean accuracy ≤ the majority-class "
+        f"accuracy and > {ONE_CLASS_SHARE:.0%} of the images in one predicted class (left out of Holm); "
+        f"**undetermined**: fewer than {MIN_PAIRS} paired seeds",
+        "- **a claim** holds: ≥ 1 comparison holds, none contradicted; contradicted: the reverse; mixed: both; "
+        "inconclusive: otherwise",
+    ]
+    for c in CLAIMS:
+        pairs = ", ".join(f"{row_label(a, ma)} vs {row_label(b, mb)}" for a, ma, b, mb in c.comparisons)
+        lines.append(f"- claim ({c.id}) {c.statement}: {pairs} ({c.kind})")
+    return "\n".join(lines)
+
+
+README_START, README_END = "<!-- verdict:start -->", "<!-- verdict:end -->"
+README_COMMAND = "python -m wbcbench.study --readme README.md"
+
+
+def readme_block(runs_dir="results/cpu") -> str:
+    """The README's verdict block (between the markers, markers included), computed from `runs_dir`: the
+    progress line and claim_summary as a table (the book's intro gives each claim's effects)."""
+    runs, _ = load_runs(runs_dir)
+    table = claim_summary(verdict_table(runs)).drop(columns="comparisons")
+    return "\n".join([README_START, f"<!-- generated by `{README_COMMAND}`; do not edit by hand -->",
+                      "The verdict, computed by the [analysis plan](book/analysis_plan.md) from the runs: "
+                      + progress_sentence(runs, runs_dir), "", to_markdown(table), README_END])
+
+
+def update_readme(path, runs_dir="results/cpu") -> bool:
+    """Rewrite the verdict block of `path` in place (atomically); True when it changed. WbcError, nothing
+    written, when the file or exactly one pair of markers in order is missing."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise WbcError(f"cannot read {path}: {e.strerror or e}") from None
+    if text.count(README_START) != 1 or text.count(README_END) != 1 or text.index(README_START) > text.index(README_END):
+        raise WbcError(f"{path} needs exactly one {README_START} line followed by one {README_END} line")
+    head, rest = text.split(README_START)
+    new = head + readme_block(runs_dir) + rest.split(README_END, 1)[1]
+    if new != text:
+        write_text(path, new)
+    return new != text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m wbcbench.study", description="Rewrite the README's verdict block.")
+    p.add_argument("--readme", required=True, help="the README to update (between its verdict markers)")
+    p.add_argument("--runs", default="results/cpu", help="the study's run folders (default: results/cpu)")
+    a = p.parse_args(argv)
+    try:
+        if not Path(a.runs).is_dir():
+            raise WbcError(f"run folder {a.runs} does not exist")
+        changed = update_readme(a.readme, a.runs)
+    except WbcError as e:
+        print(f"wbcbench: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{a.readme}: verdict block {'rewritten' if changed else 'already up to date'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
