@@ -46,40 +46,22 @@
 #
 # The cell after training prints both commands, exactly, for the parameters used here.
 #
-# **On Colab**: the set-up cell installs `wbcbench`; put the data somewhere (e.g. Google Drive) and set
-# `data_root` to that folder. A GPU runtime is used automatically when there is one.
+# **On Colab**: the set-up cell clones the repository, installs it and downloads the data this notebook
+# reads. A GPU runtime is used automatically when there is one.
 
 # %% [markdown]
 # ## Set-up
 
 # %% tags=["remove-cell"]
-# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
-# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
-# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
-# already (README): the cell only finds the repository root.
-DATA_NEEDED = ["pbc", "lisc", "bccd", "jtsc", "cellavision"]  # `wbcbench data download` names
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
-try:
-    import google.colab  # noqa: F401  (importable on Colab only)
-except ImportError:
-    pass
-else:
-    if REPO is None:  # a fresh runtime: clone the repository
-        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
-        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
-        REPO = Path("wbc-benchmark").resolve()
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
-    os.chdir(REPO)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
-    if DATA_NEEDED:
-        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
-    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
-    print("working in", REPO)
+# Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
+# runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
+import importlib.util, os, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
+    subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+    sys.path.insert(0, os.path.abspath("wbc-benchmark"))
+from wbcbench.colab import setup
+ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])  # on Colab: install the clone, download the data, work inside the clone
 
 # %%
 import json

@@ -18,47 +18,31 @@
 #
 # [**▶ Open in Colab**](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/05_normalisation.ipynb)
 #
-# The paper's central finding is that batch normalisation (BN) hurts under domain shift, and that models
+# The paper's central claim is that batch normalisation (BN) hurts under domain shift, and that models
 # without it (VGG-16 without BN, ResNet-50 with frozen BN or GroupNorm, a ViT with LayerNorm) transfer
-# better. The CPU study tests that claim in a controlled way: the *same* ResNet-18, trained with the same
-# recipe, with only its normalisation layer swapped:
+# better. The CPU study tests that claim in a controlled way: the *same* ResNet-18, trained from scratch
+# with the same recipe, with only its normalisation layer swapped:
 #
 # - **BN**: batch statistics during training, running averages at test time;
-# - **frozen BN**: affine-only, statistics fixed at their initial values;
 # - **GN** (GroupNorm, 32 groups), **IN** (InstanceNorm), **LN** (LayerNorm as GroupNorm with 1 group):
 #   statistics of each image itself, identical in training and test;
 # - **none**: no normalisation;
 #
-# and a small ViT (LayerNorm). Each cell is balanced accuracy, mean ± 95% CI (Student t) over seeds.
+# and a small ViT (LayerNorm). There is no frozen-BN ResNet-18 from scratch: BN frozen at its initial
+# statistics is an identity layer; frozen BN is studied on the pretrained EfficientNet-Lite0 of the
+# [CPU study](06_cpu_study.ipynb). Each cell is the analysis plan's primary metric, mean ± 95% CI
+# (Student t) over seeds; the verdict at the end applies the [analysis plan](../book/analysis_plan.md).
 
 # %% tags=["remove-cell"]
-# Set-up, the same in every notebook but for DATA_NEEDED (written by `python -m wbcbench.colab`: edit it there).
-# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
-# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
-# already (README): the cell only finds the repository root.
-DATA_NEEDED = []  # `wbcbench data download` names
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
-try:
-    import google.colab  # noqa: F401  (importable on Colab only)
-except ImportError:
-    pass
-else:
-    if REPO is None:  # a fresh runtime: clone the repository
-        url = os.environ.get("WBCBENCH_REPO_URL", "https://github.com/wbc-benchmark/wbc-benchmark")
-        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "main")
-        REPO = Path("wbc-benchmark").resolve()
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
-    os.chdir(REPO)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
-    if DATA_NEEDED:
-        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
-    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
-    print("working in", REPO)
+# Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
+# runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
+import importlib.util, os, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
+    subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+    sys.path.insert(0, os.path.abspath("wbc-benchmark"))
+from wbcbench.colab import setup
+ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"
@@ -67,36 +51,66 @@ profile = "cpu"
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots
+from wbcbench import plots, study, study_tables
 from wbcbench.collect import load_runs
-from wbcbench.study import STUDY_MODELS, normalisation_table
 from wbcbench.tables import summary_table, to_markdown
 
+#: the from-scratch normalisation variants and the ViT, in the study's order
+NORM_MODELS = [m for m in study.STUDY_MODELS if m.startswith(("resnet18_", "vit_"))]
 runs, _ = load_runs(runs_dir, profile)
-summary = summary_table(runs, eval_mode="standard")
-norm = normalisation_table(summary, metric="balanced_accuracy")
+summary = summary_table(runs, eval_mode="standard", metrics=study.STUDY_METRICS)
+norm = study_tables.normalisation_table(summary, NORM_MODELS)
 have_runs = not norm.empty
-Markdown(to_markdown(norm, index=True) if have_runs else
+Markdown(f"{study.progress_sentence(runs, runs_dir)}\n\n**{study.METRIC_NAMES[study.PRIMARY_METRIC]} (%)**\n\n"
+         + to_markdown(norm, index=True) if have_runs else
          f"**No normalisation runs of profile `{profile}` in `{runs_dir}` yet** (models "
-         f"{', '.join(STUDY_MODELS)}). Run the CPU study sweep and re-run this notebook.")
+         f"{', '.join(m for m in NORM_MODELS if m not in study.RETIRED_MODELS)}). Run the CPU study sweep and "
+         "re-run this notebook.")
 
 # %%
 if have_runs:
-    assert set(norm.index[:-1]) <= set(STUDY_MODELS)
+    assert set(norm.index[:-1]) <= set(NORM_MODELS)
     assert norm.index[-1] == "majority baseline"
 
 # %% [markdown]
 # The same comparison as a chart (the dashed line is each domain's majority-class baseline):
 
 # %%
-sub = summary[summary["model"].isin(STUDY_MODELS)] if have_runs else summary
-plots.show(plots.benchmark_chart(sub, "balanced_accuracy")) if have_runs else Markdown("_no chart: no runs yet_")
+sub = summary[summary["model"].isin(NORM_MODELS)] if have_runs else summary
+plots.show(plots.benchmark_chart(sub, study.PRIMARY_METRIC)) if have_runs else Markdown("_no chart: no runs yet_")
 
 # %% [markdown]
-# ## Accuracy, for completeness
+# ## What the comparisons say
 #
-# Plain accuracy of the same runs (inflated on domains dominated by one class; compare with the baseline).
+# The networks without BN learn less in-domain in the same budget, so the plan tests "holds up better
+# under shift" on the **drop from `pbc:test`** to each shifted domain, paired by seed, not on the shifted
+# score alone. The drop per model and domain:
 
 # %%
-Markdown(to_markdown(normalisation_table(summary, metric="accuracy"), index=True)
-         if have_runs else "_no runs yet_")
+drops = study_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_runs else runs)
+plots.show(plots.drop_chart(drops, study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
+
+# %% [markdown]
+# The verdict on the claims about these models (claims (a), (b) and (d) of the CPU study), with every
+# comparison, generated from `study.verdict_table`:
+
+# %%
+verdict = study.verdict_table(runs)
+ours = verdict[(verdict["kind"] == study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS) & verdict["b"].isin(NORM_MODELS)]
+Markdown(study.verdict_sentences(ours))
+
+# %%
+assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(study.WORDS)
+if not have_runs:
+    assert (ours["word"] == "undetermined").all()
+
+# %% [markdown]
+# ## Accuracy and macro-F1, for completeness
+#
+# Beside the primary metric, never deciding a verdict (accuracy is inflated on domains dominated by one
+# class; compare with the baseline).
+
+# %%
+Markdown("\n\n".join(f"**{study.METRIC_NAMES[m]} (%)**\n\n"
+                      + to_markdown(study_tables.normalisation_table(summary, NORM_MODELS, m), index=True)
+                      for m in study.BESIDE_METRICS) if have_runs else "_no runs yet_")

@@ -152,3 +152,129 @@ def test_activation_stats_are_the_pooled_statistics_of_each_bn_input():
         assert torch.allclose(s["var"], inp.var((0, 2, 3), unbiased=False), atol=1e-4)
         assert torch.equal(s["running_mean"], m.running_mean) and torch.equal(s["running_var"], m.running_var)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+# ------------------------------------------------------------------------------- exact AdaBN (issue 10)
+def one_pass_reference(net, x):
+    """The definition: one forward pass in train mode over all images as one batch, momentum 1."""
+    ref = copy.deepcopy(net)
+    for _, m in bn.bn_layers(ref):
+        m.reset_running_stats()
+        m.momentum = 1.0
+        m.train()
+    with torch.no_grad():
+        ref(x)
+    return ref.eval()
+
+
+def assert_same_statistics(a, b, rtol=1e-5, atol=1e-6):
+    for (name, la), (_, lb) in zip(bn.bn_layers(a), bn.bn_layers(b)):
+        assert torch.allclose(la.running_mean, lb.running_mean, rtol=rtol, atol=atol), name
+        assert torch.allclose(la.running_var, lb.running_var, rtol=rtol, atol=atol), name
+
+
+def two_classes(n=24):
+    """Images of two very different kinds, the first half one kind: a class-sorted test set."""
+    return torch.cat([images(n // 2, seed=2, shift=3.0), images(n // 2, seed=3, shift=-3.0)])
+
+
+@pytest.mark.parametrize("sizes", [(24,), (12, 12), (5, 8, 11), (1, 23), (3,) * 8])
+def test_adabn_matches_the_one_pass_reference_for_any_batching(sizes):
+    net, x = small_net(), two_classes()
+    want = one_pass_reference(net, x)
+    got = bn.adabn(net, list(torch.split(x, list(sizes))))
+    assert_same_statistics(got, want)
+    with torch.no_grad():
+        assert torch.allclose(got(x), want(x), atol=1e-5)
+
+
+def test_adabn_does_not_depend_on_order_or_class_composition_of_the_batches():
+    """Class-sorted batches (each batch one kind of image) and shuffled ones give the same statistics and
+    the same predictions. Before issue 10 (momentum=None: the mean of per-batch variances) the sorted
+    batches lost the variance between the two kinds."""
+    net, x = small_net(), two_classes()
+    sorted_batches = list(torch.split(x, 12))
+    shuffled = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))]
+    a, b = bn.adabn(net, sorted_batches), bn.adabn(net, list(torch.split(shuffled, 12)))
+    assert_same_statistics(a, b, rtol=1e-6)
+    with torch.no_grad():
+        pa, pb = a(x), b(x)
+    assert torch.equal(pa.argmax(1), pb.argmax(1)) and torch.allclose(pa, pb, atol=1e-6)
+    # the first layer's input does not depend on adaptation: its variance is that of all images, which holds
+    # the variance between the two kinds that the mean of the per-batch variances leaves out
+    first, inp = bn.bn_layers(a)[0][1], bn_inputs(net, x)[0]
+    assert torch.allclose(first.running_var, inp.var((0, 2, 3)), rtol=1e-5)
+    per_batch = torch.stack([bn_inputs(net, s)[0].var((0, 2, 3)) for s in sorted_batches]).mean(0)
+    assert (first.running_var > per_batch * 1.02).all()
+
+
+def test_adabn_reads_a_generator_of_batches_and_restores_momentum():
+    net, x = small_net(), two_classes()
+    got = bn.adabn(net, (b for b in torch.split(x, 7)))
+    assert_same_statistics(got, one_pass_reference(net, x))
+    assert all(m.momentum == 0.1 for _, m in bn.bn_layers(got))
+
+
+# ---------------------------------------------------------------------------------------- TENT (issue 10)
+def entropy(net, x):
+    with torch.no_grad():
+        return float(bn.softmax_entropy(net(x)).mean())
+
+
+def test_tent_learns_only_the_bn_affine_parameters():
+    net, x = small_net(), two_classes()
+    before = copy.deepcopy(net.state_dict())
+    t = bn.Tent(net)
+    for chunk in torch.split(x, 8):
+        t.step(chunk)
+    after = t.model.state_dict()
+    affine = {f"{name}.{p}" for name, _ in bn.bn_layers(net) for p in ("weight", "bias")}
+    for k, v in before.items():
+        if k in affine:
+            assert not torch.equal(after[k], v), k
+        elif not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(after[k], v), k
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the original is untouched
+    assert [p.shape for p in t.params] == [before[k].shape for k in sorted(affine, key=list(before).index)]
+
+
+def test_tent_step_lowers_the_entropy_of_its_batch():
+    net, x = small_net(), two_classes()
+    t = bn.Tent(net)
+    h0 = entropy(t.model, x)
+    t.step(x)
+    assert entropy(t.model, x) < h0
+
+
+def test_tent_predicts_each_batch_before_its_own_update():
+    """The online setting of the paper's code: a batch's predictions come from the forward pass whose
+    entropy is then minimised. The first batch is thus predicted by the network with batch statistics and
+    its trained affine parameters; the second already by the adapted one."""
+    net, x = small_net(), two_classes()
+    t = bn.Tent(net)
+    with torch.no_grad():
+        first_want = bn.test_time_bn(net)(x[:8])
+    assert torch.allclose(t.step(x[:8]), first_want, atol=1e-6)
+    with torch.no_grad():
+        second_before = bn.test_time_bn(net)(x[8:16])
+    assert not torch.allclose(t.step(x[8:16]), second_before, atol=1e-6)
+
+
+def test_tent_is_deterministic_and_keeps_dropout_off():
+    net, x = small_net(), two_classes()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(len(runs))  # another global RNG state: dropout, were it on, would differ
+        t = bn.Tent(net)
+        runs.append(torch.cat([t.step(c) for c in torch.split(x, 6)]))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_tent_refuses_a_network_without_bn():
+    from wbcbench.errors import WbcError
+    torch.manual_seed(0)
+    with pytest.raises(WbcError, match="TENT adapts BatchNorm"):
+        bn.Tent(nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4)))
+    with pytest.raises(WbcError, match="TENT adapts BatchNorm"):
+        bn.Tent(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False)))
+    assert bn.tent_layers(create_model("resnet18_gn", pretrained=False)) == []

@@ -47,6 +47,23 @@ def write_manifest(folder_dir: Path, name: str, entries) -> None:
         f.write(buf.getvalue())
 
 
+def make_archives(rows: dict, read, compression=zipfile.ZIP_DEFLATED) -> dict[str, bytes]:
+    """{archive fname: zip bytes} in each source's layout (GitHub's top folder, one unlisted upstream file)
+    holding rows[folder] (manifest entries) of every folder; read(folder, entry) gives a file's bytes.
+    Also used by tests/test_colab.py with the full shipped manifests."""
+    archives = {}
+    for key, archive in DL.ARCHIVES.items():
+        buf = io.BytesIO()
+        top = f"{archive.fname[:-4]}-full-sha/" if archive.strip_top else ""
+        with zipfile.ZipFile(buf, "w", compression) as zf:
+            for folder in (f for f, k in DL.FOLDERS.items() if k == key):
+                for e in rows[folder]:
+                    zf.writestr(top + e.member, read(folder, e))
+            zf.writestr(top + EXTRA[key], b"not listed in any manifest")
+        archives[archive.fname] = buf.getvalue()
+    return archives
+
+
 @pytest.fixture(scope="module")
 def upstream(data_root, tmp_path_factory):
     """{fname: archive bytes} in each source's layout, the subset manifests' folder, and the subset counts."""
@@ -74,16 +91,7 @@ def upstream(data_root, tmp_path_factory):
         split_rows.append(dataclasses.replace(e, md5=md5(data)))
     subset["splits"] = split_rows
 
-    archives = {}
-    for key, archive in DL.ARCHIVES.items():
-        buf = io.BytesIO()
-        top = f"{archive.fname[:-4]}-full-sha/" if archive.strip_top else ""
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for folder in (f for f, k in DL.FOLDERS.items() if k == key):
-                for e in subset[folder]:
-                    zf.writestr(top + e.member, files[(folder, e.member)])
-            zf.writestr(top + EXTRA[key], b"not listed in any manifest")
-        archives[archive.fname] = buf.getvalue()
+    archives = make_archives(subset, lambda folder, e: files[(folder, e.member)])
     man = tmp / "manifests"
     man.mkdir()
     for folder, rows in subset.items():

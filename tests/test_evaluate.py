@@ -11,7 +11,8 @@ import torch
 from wbcbench import bn, evaluate
 from wbcbench.cache import load_dataset
 from wbcbench.errors import WbcError
-from wbcbench.evaluate import ADAPT_METHODS, STANDARD, eval_dir_name, evaluate_all, parse_adapt
+from wbcbench.evaluate import (ADAPT_METHODS, EVAL_VERSION, STANDARD, eval_dir_name, evaluate_all, evaluate_method,
+                               parse_adapt, batch_order)
 from wbcbench.models import create_model
 from wbcbench.profiles import get_profile
 
@@ -59,7 +60,7 @@ def test_every_method_is_written_with_its_record(written, data):
     assert sorted(results) == sorted(names) == sorted(p.name for p in (run_dir / "eval").iterdir())
     for mode, name in zip((STANDARD, *ADAPT_METHODS), names):
         m = json.loads((run_dir / "eval" / name / "metrics.json").read_text())
-        assert (m["test_set"], m["eval_mode"], m["n"]) == (TEST, mode, 100)
+        assert (m["test_set"], m["eval_mode"], m["n"], m["eval_version"]) == (TEST, mode, 100, EVAL_VERSION)
         assert m["test_manifest"] == ds.manifest_hash() and m == json.loads(json.dumps(results[name]))
         preds = pd.read_csv(run_dir / "eval" / name / "predictions.csv")
         assert list(preds["path"]) == list(ds.paths)  # dataset order, whatever order the batches had
@@ -133,7 +134,9 @@ def test_domain_stat_gaps_one_row_per_layer_and_domain(net, data_root):
 
 # ------------------------------------------------------------------------------------------ names
 def test_parse_adapt():
+    assert ADAPT_METHODS == ("adabn", "batch_stats", "tent")
     assert parse_adapt("adabn, batch_stats,adabn,") == ["adabn", "batch_stats"]
+    assert parse_adapt("tent") == ["tent"]
     assert parse_adapt(["batch_stats"]) == ["batch_stats"]
     assert parse_adapt(None) == parse_adapt("") == parse_adapt(()) == parse_adapt(False) == []
     assert parse_adapt(True) == ["adabn"]  # a legacy `adabn` flag
@@ -156,3 +159,75 @@ def test_two_test_sets_that_would_share_a_folder_are_refused(net, data_root, tmp
     with pytest.raises(WbcError, match="share the folder eval/pbc_test"):
         evaluate_all(net, config(test=("pbc:test", "pbc_test")), tmp_path, "cpu", data_root, quiet=True)
     assert not (tmp_path / "eval").exists()
+
+
+# ------------------------------------------------------------------- order and batch size (issue 10)
+SMALL_BATCHES = dict(HP, eval_batch_size=16)  # 7 batches of a class-sorted 100-image set
+
+
+def probs_of(metrics_preds):
+    return metrics_preds[1].filter(like="p_").to_numpy()
+
+
+def reordered(ds, images, perm):
+    """The same test set with its images in another order (a dataset object and its pixels)."""
+    return ds.subset(perm, name=f"{ds.name}-reordered"), np.asarray(images)[perm]
+
+
+def test_adabn_is_exact_whatever_the_batches(net, data, monkeypatch):
+    """Layer-by-layer accumulation over small batches (forced here) gives the one-pass reference: the
+    network adapted on all 100 images as one batch in train mode."""
+    ds, images = data
+    x = one_batch(net, data)
+    with torch.no_grad():
+        want = torch.softmax(bn.adabn(net, [x])(x), 1).numpy()
+    monkeypatch.setattr(evaluate, "ONE_PASS_VALUES", 0)
+    got = probs_of(evaluate_method(net, "adabn", ds, images, SMALL_BATCHES, "cpu"))
+    assert np.allclose(got, want, atol=1e-5)
+
+
+def test_adabn_predictions_do_not_depend_on_the_image_order(net, data, monkeypatch):
+    """The dataset is sorted by class. Today's test set in its order and shuffled give the same
+    predictions for every image (before issue 10 the class-sorted batches gave other statistics)."""
+    ds, images = data
+    monkeypatch.setattr(evaluate, "ONE_PASS_VALUES", 0)
+    perm = np.random.default_rng(5).permutation(len(ds))
+    a = probs_of(evaluate_method(net, "adabn", ds, images, SMALL_BATCHES, "cpu"))
+    b = probs_of(evaluate_method(net, "adabn", *reordered(ds, images, perm), SMALL_BATCHES, "cpu"))
+    assert np.array_equal(a[perm].argmax(1), b.argmax(1)) and np.allclose(a[perm], b, atol=1e-6)
+
+
+def test_batch_dependent_methods_see_seeded_shuffled_batches(net, data):
+    """batch_stats: each batch of the seeded order (batch_order) normalised with its own statistics,
+    predictions written back in dataset order; not the class-sorted dataset order."""
+    ds, images = data
+    order = batch_order(len(ds), seed=3)
+    assert sorted(order) == list(range(len(ds))) and not np.array_equal(order, np.arange(len(ds)))
+    assert np.array_equal(order, batch_order(len(ds), seed=3)) and not np.array_equal(order, batch_order(len(ds), 4))
+    loader = evaluate.eval_loader(net, images, ds.labels, SMALL_BATCHES, "cpu", order)
+    tbn, want = bn.test_time_bn(net), np.zeros((len(ds), 5))
+    with torch.no_grad():
+        for b in loader:
+            want[b.index] = torch.softmax(tbn(b.x), 1).numpy()
+    got = probs_of(evaluate_method(net, "batch_stats", ds, images, SMALL_BATCHES, "cpu", seed=3))
+    assert np.allclose(got, want, atol=1e-6)
+    sorted_batches = probs_of(evaluate.evaluate_model(tbn, ds, images, SMALL_BATCHES, "cpu"))
+    assert not np.allclose(got, sorted_batches, atol=1e-3)
+
+
+def test_tent_evaluation_is_online_deterministic_and_seeded(net, data):
+    ds, images = data
+    got = probs_of(evaluate_method(net, "tent", ds, images, SMALL_BATCHES, "cpu", seed=3))
+    again = probs_of(evaluate_method(net, "tent", ds, images, SMALL_BATCHES, "cpu", seed=3))
+    other = probs_of(evaluate_method(net, "tent", ds, images, SMALL_BATCHES, "cpu", seed=4))
+    assert np.array_equal(got, again) and not np.allclose(got, other, atol=1e-4)
+    # the first batch of the seeded order is predicted before any update: batch statistics, trained affine
+    first = batch_order(len(ds), 3)[:16]
+    with torch.no_grad():
+        x = next(iter(evaluate.eval_loader(net, images, ds.labels, SMALL_BATCHES, "cpu", first))).x
+        want = torch.softmax(bn.test_time_bn(net)(x), 1).numpy()
+    assert np.allclose(got[first], want, atol=1e-5)
+    # later batches are predicted by the adapted network, which batch statistics alone do not give
+    bs = probs_of(evaluate_method(net, "batch_stats", ds, images, SMALL_BATCHES, "cpu", seed=3))
+    rest = batch_order(len(ds), 3)[16:]
+    assert not np.allclose(got[rest], bs[rest], atol=1e-4)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as st
 
-from wbcbench.stats import compare, mean_ci
+from wbcbench.stats import compare, holm, mean_ci
 
 
 def test_mean_ci_student_t():
@@ -61,3 +62,46 @@ def test_no_interval_without_two_seeds_a_side_and_zero_spread_is_exact():
     assert one["n"] == 1 and one["diff"] == pytest.approx(0.1) and math.isnan(one["ci95"]) and math.isnan(one["df"])
     z = compare([0.5, 0.5], [0.25, 0.25, 0.25])
     assert z["ci95"] == 0.0 and z["df"] == 3.0 and z["lo"] == z["hi"] == pytest.approx(0.25)
+
+
+def test_p_values_are_scipys_t_tests():
+    a, b = [0.6, 0.65, 0.8, 0.71], [0.5, 0.6, 0.7, 0.69]
+    assert compare(a, b, paired=True)["p"] == pytest.approx(st.ttest_rel(a, b).pvalue)
+    assert compare(a, [0.3, 0.4, 0.45])["p"] == pytest.approx(st.ttest_ind(a, [0.3, 0.4, 0.45], equal_var=False).pvalue)
+    # by hand: differences 0.1, 0.05, 0.1 -> t = 0.083333 / 0.016667 = 5.0 on 2 df, two-sided p = 0.037750
+    assert compare([0.6, 0.65, 0.8], [0.5, 0.6, 0.7], paired=True)["p"] == pytest.approx(0.037750, abs=1e-6)
+    # every seed moved by the same amount: an exact result (scipy says nan); no difference at all: p 1
+    assert compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], paired=True)["p"] == pytest.approx(0.0, abs=1e-12)
+    assert compare([0.6, 0.7], [0.6, 0.7], paired=True)["p"] == 1.0
+    assert math.isnan(compare([0.6], [0.5], paired=True)["p"]) and math.isnan(compare([0.6], [0.5, 0.4])["p"])
+    # NaN values are left out of the pairs, not propagated
+    r = compare(pd.Series([0.6, float("nan"), 0.8, 0.7]), pd.Series([0.5, 0.5, 0.6, 0.65]), paired=True)
+    assert r["n"] == 3 and r["p"] == pytest.approx(st.ttest_rel([0.6, 0.8, 0.7], [0.5, 0.6, 0.65]).pvalue)
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04 -> 0.06, monotone)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # NaN is a test not made: it stays NaN and does not count in m (m = 3 here); ties: 0.2 x3, 0.2 x2 -> 0.6
+    # (monotone), 0.5 x1 -> 0.6
+    out = holm([0.5, float("nan"), 0.2, 0.2])
+    assert math.isnan(out[1]) and [out[0], *out[2:]] == pytest.approx([0.6, 0.6, 0.6])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # 0.5 x2 = 1.0 (capped), 0.6 x1 -> 1.0 (monotone)
+    assert holm([]) == [] and holm([0.03]) == [0.03] and math.isnan(holm([None])[0])
+
+
+def test_holm_rejects_exactly_as_the_step_down_procedure():
+    """Holm (1979): order the p-values, reject H_(1), H_(2), ... while p_(i) <= alpha / (m - i + 1), stop at
+    the first that fails. The adjusted p-values must reject exactly those, at every alpha."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p = list(rng.uniform(0, 0.1, size=int(rng.integers(1, 9))))
+        adj = holm(p)
+        for alpha in (0.01, 0.05, 0.1):
+            rejected, order = set(), sorted(range(len(p)), key=lambda i: p[i])
+            for rank, i in enumerate(order):
+                if p[i] > alpha / (len(p) - rank):
+                    break
+                rejected.add(i)
+            assert {i for i, q in enumerate(adj) if q <= alpha} == rejected
+        assert all(q >= x for q, x in zip(adj, p))  # never below the raw p-value

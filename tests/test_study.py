@@ -1,9 +1,12 @@
-"""The CPU study's claims, verdicts and tables (wbcbench.study, wbcbench.study_tables) on hand-made
-tables and run folders (no training, no data). Every expected number is worked out by hand in the
-comments; scipy is only used for the t quantile."""
+"""The CPU study's verdict by the analysis plan (wbcbench.study) and its tables (wbcbench.study_tables), on
+hand-made tables and run folders where the answer is known, on an empty folder and on the committed
+results/cpu (a fixture for the machinery: those runs are being replaced). Expected p-values come from
+scipy's own t-tests on the numbers written here, Holm from the textbook step-down written out below."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,110 +16,301 @@ from scipy import stats
 from runfolders import eye, runs_frame, write_run
 from wbcbench import study, study_tables
 from wbcbench.collect import load_runs
+from wbcbench.errors import WbcError
+from wbcbench.grids import CPU_MODELS, model_names
+from wbcbench.paths import REPO_ROOT
 from wbcbench.profiles import PROFILES
 from wbcbench.reproduce import compare_runs, retrained_checkpoint
-from wbcbench.tables import summary_table
+from wbcbench.tables import row_label, summary_table
 
 
 def study_summary(df):
     return summary_table(df, metrics=study.STUDY_METRICS, model_order=study.STUDY_MODELS)
 
 
-# ------------------------------------------------------------------------------------------ compare
+# ------------------------------------------------------------------ the verdict, where the answer is known
 
-def welch_frame():
-    # a: 0.6, 0.7, 0.8 -> mean 0.70, sample variance (0.01 + 0 + 0.01) / 2 = 0.01
-    # b: 0.3, 0.4      -> mean 0.35, sample variance (0.0025 + 0.0025) / 1 = 0.005
-    return runs_frame([("A", "standard", "bccd", s, v) for s, v in enumerate([0.6, 0.7, 0.8])]
-                      + [("B", "standard", "bccd", s, v) for s, v in enumerate([0.3, 0.4])])
-
-
-def test_compare_welch_by_hand():
-    r = study.compare_models(welch_frame(), "A", "B", "accuracy", "bccd")
-    # se^2 = 0.01/3 + 0.005/2 = 0.0058333; dof = se^4 / ((0.01/3)^2/2 + (0.005/2)^2/1) = 2.8824
-    se2 = 0.01 / 3 + 0.005 / 2
-    dof = se2 ** 2 / ((0.01 / 3) ** 2 / 2 + 0.0025 ** 2)
-    assert dof == pytest.approx(2.8824, abs=1e-4)
-    half = stats.t.ppf(0.975, dof) * math.sqrt(se2)
-    assert r["test"] == "Welch t" and (r["n_a"], r["n_b"]) == (3, 2)
-    assert r["diff"] == pytest.approx(0.35)
-    assert r["df"] == pytest.approx(dof)
-    assert r["ci95"] == pytest.approx(half)
-    assert 0.24 < half < 0.26  # t(0.975, 2.88) ~ 3.26 times se 0.0764
-    assert r["lo"] == pytest.approx(0.35 - half) and r["lo"] > 0
-    assert r["verdict"] == "holds"
+MAJ = 0.6  # every domain's majority-class accuracy here
+BN_IN = np.full(5, 0.95)
+BN = {"lisc": np.array([0.35, 0.55, 0.25, 0.45, 0.30]), "bccd": np.array([0.25, 0.22, 0.24, 0.20, 0.23])}
+# per model: in-domain score, and per domain (delta = the BN network's drop minus this one's, per seed 0-4;
+# accuracy on the domain, share of images in the most-predicted class). None: accuracy = the score.
+ALT = {
+    "resnet18_gn": (0.70, {"lisc": ([.10, .12, .09, .11, .10], None, None),      # consistent: holds
+                           "bccd": ([.40, .45, .42, .41, .44], 0.1, 0.8)}),      # both at floor: uninformative
+    "resnet18_ln": (0.80, {"lisc": ([.02, .09, .01, .08, .05], None, None),      # raw p 0.034: Holm undoes it
+                           "bccd": ([.20, .25, .22, .18, .21], 0.7, 0.9)}),      # ln above majority: tested
+    "resnet18_in": (0.75, {"lisc": ([.00, .03, -.02, .01, -.01], None, None),    # no effect
+                           "bccd": ([.15, .19, .12, .16, .18], 0.1, 0.4)}),      # most images not in one class
+    "resnet18_nonorm": (0.90, {"lisc": ([-.10, -.12, -.11, -.09, -.13], None, None),  # loses more: contradicted
+                               "bccd": ([.01, -.02, .03, .00, -.01], 0.65, 0.9)}),    # accuracy beside only
+}
+BN_ACC, BN_TOP = {"bccd": 0.2}, {"bccd": 0.9}
 
 
-def test_compare_other_side_and_inconclusive():
-    r = study.compare_models(welch_frame(), "B", "A", "accuracy", "bccd")
-    assert r["diff"] == pytest.approx(-0.35) and r["hi"] < 0
-    assert r["verdict"] == "does not hold"
-    # means 0.6 and 0.6: difference 0, interval symmetric around it
-    df = runs_frame([("A", "standard", "lisc", 0, 0.5), ("A", "standard", "lisc", 1, 0.7),
-                     ("B", "standard", "lisc", 0, 0.6), ("B", "standard", "lisc", 1, 0.6)])
-    r = study.compare_models(df, "A", "B", "accuracy", "lisc")
-    assert r["diff"] == pytest.approx(0.0) and r["lo"] < 0 < r["hi"]
-    assert r["verdict"] == "inconclusive (CI includes 0)"
+def _rows(model, test, values, mode="standard", acc=None, top=None, seeds=range(5), **extra):
+    return [(model, mode, test, s, float(v), {"accuracy": float(v) if acc is None else acc,
+                                              "top_prediction_share": top, "majority_baseline": MAJ, **extra})
+            for s, v in zip(seeds, values)]
 
 
-def adabn_frame():
-    std = [0.5, 0.6, 0.7, 0.9]   # seed 3 has no AdaBN result: left out of the pairs
-    ada = [0.6, 0.65, 0.8]
-    return runs_frame([("M", "standard", "jtsc", s, v) for s, v in enumerate(std)]
-                      + [("M", "adabn", "jtsc", s, v) for s, v in enumerate(ada)])
+def drops_of(model):
+    """The drop from in-domain per seed and domain, and the delta against BN, as ALT defines them."""
+    inside, per = ALT[model]
+    return {t: (BN_IN - BN[t]) - np.array(d) for t, (d, _, _) in per.items()}, inside
 
 
-def test_compare_paired_same_model_by_hand():
-    r = study.compare_models(adabn_frame(), "M", "M", "accuracy", "jtsc", mode_a="adabn", mode_b="standard")
-    # per-seed differences 0.1, 0.05, 0.1: mean 0.083333, sd 0.028868, se 0.016667, t(0.975, 2) = 4.302653
-    assert r["test"] == "paired t" and r["n"] == 3 and (r["n_a"], r["n_b"]) == (3, 4)
-    assert r["diff"] == pytest.approx(0.083333, abs=1e-6)
-    assert r["ci95"] == pytest.approx(4.302653 * 0.016667, abs=1e-5)
-    assert r["lo"] == pytest.approx(0.011622, abs=1e-5)
-    assert r["verdict"] == "holds"
-    assert r["a"] == "M + AdaBN" and r["b"] == "M"
-    # the same numbers unpaired (Welch over all seeds) do not separate: pairing matters here
-    w = study.compare_models(adabn_frame(), "M", "M", "accuracy", "jtsc", "adabn", "standard", paired=False)
-    assert w["test"] == "Welch t" and w["verdict"] == "inconclusive (CI includes 0)"
+def known_runs() -> pd.DataFrame:
+    rows = _rows("resnet18_bn", "pbc:test", BN_IN)
+    for t in BN:
+        rows += _rows("resnet18_bn", t, BN[t], acc=BN_ACC.get(t), top=BN_TOP.get(t))
+    for m, (inside, per) in ALT.items():
+        seeds = list(range(5))[::-1]  # listed in reverse: pairs must come from the seed, not the row order
+        rows += _rows(m, "pbc:test", np.full(5, inside), seeds=seeds)
+        for t, (_, acc, top) in per.items():
+            rows += _rows(m, t, (inside - drops_of(m)[0][t])[::-1], acc=acc, top=top, seeds=seeds)
+    # (c) frozen BN loses 7-11 points more than BN in train mode on lisc, and has no bccd evaluation
+    eff_lisc = np.array([0.50, 0.52, 0.48, 0.51, 0.49])
+    rows += _rows("efficientnet_lite0", "pbc:test", np.full(5, 0.90)) + _rows("efficientnet_lite0", "lisc", eff_lisc)
+    rows += _rows("efficientnet_lite0_freezebn", "pbc:test", np.full(5, 0.88))
+    rows += _rows("efficientnet_lite0_freezebn", "lisc", 0.88 - (0.90 - eff_lisc + [.08, .10, .09, .07, .11]))
+    # on bccd the seeds only partly overlap (0-3 and 1-4): the pairs are seeds 1-3, losing 5, 15, 10 points less
+    eff_bccd = np.array([0.30, 0.32, 0.28, 0.31])
+    rows += _rows("efficientnet_lite0", "bccd", eff_bccd, seeds=range(4))
+    rows += _rows("efficientnet_lite0_freezebn", "bccd",
+                  [*(0.88 - (0.90 - eff_bccd[1:] - [.05, .15, .10])), 0.5], seeds=range(1, 5))
+    # (e) AdaBN: +18-25 points for BN on lisc; on bccd both evaluations at the floor (uninformative);
+    # EfficientNet gains 4-6 points on lisc in every run, and has a second seed-2 run evaluated on lisc
+    # without AdaBN (0.95): paired by run it does not count, averaged by seed it would hide the gain
+    rows += _rows("resnet18_bn", "lisc", BN["lisc"] + [.20, .25, .22, .18, .24], mode="adabn")
+    rows += _rows("resnet18_bn", "bccd", BN["bccd"] + [.30, .20, .25, .30, .20], mode="adabn", acc=0.3, top=0.7)
+    rows += _rows("efficientnet_lite0", "lisc", eff_lisc + [.05, .04, .06, .06, .04], mode="adabn")
+    rows += _rows("efficientnet_lite0", "lisc", [0.95], seeds=[2], run_dir="/runs/efficientnet_lite0-s2-again")
+    # (d) one ViT seed: undetermined; (f) no TENT evaluation at all
+    rows += _rows("vit_tiny", "pbc:test", [0.9], seeds=[0]) + _rows("vit_tiny", "lisc", [0.6], seeds=[0])
+    # never counted: a model the grid dropped, another profile, a seed outside the grid
+    rows += _rows("resnet18_frozenbn", "pbc:test", np.full(5, 0.9)) + _rows("resnet18_frozenbn", "lisc", np.full(5, .1))
+    rows += _rows("resnet18_gn", "pbc:test", [0.0], seeds=[0], run_dir="/smoke/gn", profile="smoke")
+    rows += _rows("resnet18_gn", "lisc", [0.99], seeds=[0], run_dir="/smoke/gn", profile="smoke")
+    rows += _rows("resnet18_bn", "pbc:test", [0.1], seeds=[7]) + _rows("resnet18_bn", "lisc", [0.9], seeds=[7])
+    return runs_frame(rows)
 
 
-def test_adabn_gains_are_the_paired_differences():
-    g = study.adabn_gains(adabn_frame(), "accuracy", domains=("jtsc", "lisc"))
-    assert list(g["test_set"]) == ["jtsc"]  # no lisc runs: no row, not a row of NaN
-    r = g.iloc[0]
-    assert r["seeds"] == 3 and r["gain"] == pytest.approx(0.083333, abs=1e-6)  # as in the paired test above
-    assert r["lo"] == pytest.approx(0.011622, abs=1e-5)
-    t = study.adabn_gain_table(g)
-    assert t.loc["M", "jtsc"] == "+8.3 [+1.2, +15.5]" and t.loc["M", "seeds"] == 3
-    assert study.adabn_gains(runs_frame([("M", "standard", "jtsc", 0, 0.5)]), "accuracy").empty
+def textbook_holm(p: dict) -> dict:
+    """Holm's adjusted p by the definition: p_(i) -> max_{j <= i} min(1, (m - j + 1) p_(j))."""
+    keys = sorted(p, key=p.get)
+    out, running = {}, 0.0
+    for j, k in enumerate(keys):
+        running = max(running, min(1.0, (len(keys) - j) * p[k]))
+        out[k] = running
+    return out
 
 
-def test_compare_undetermined():
-    df = runs_frame([("A", "standard", "bccd", 0, 0.9), ("B", "standard", "bccd", 0, 0.2),
-                     ("B", "standard", "bccd", 1, 0.3)])
-    r = study.compare_models(df, "A", "B", "accuracy", "bccd")
-    assert r["diff"] == pytest.approx(0.65) and math.isnan(r["ci95"])
-    assert r["verdict"].startswith("undetermined") and "2 seeds" in r["verdict"]
-    r = study.compare_models(df, "C", "B", "accuracy", "bccd")
-    assert math.isnan(r["diff"]) and "no finished runs of C" in r["verdict"]
-    s = study.verdict_sentence(r, "a")
-    assert s.startswith("(a) C vs B on bccd (accuracy): undetermined")
+def test_verdict_where_the_answer_is_known():
+    v = study.verdict_table(known_runs(), domains=("lisc", "bccd"))
+    assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * 2
+    key = v.set_index(["claim", "label_a", "test_set"])
+
+    # claim (a): the effect is BN's drop minus the other's, paired by seed; p is scipy's paired t-test
+    p = {}
+    for m in ALT:
+        drops, _ = drops_of(m)
+        for t in ("lisc", "bccd"):
+            r = key.loc[("a", m, t)]
+            bn_drop = BN_IN - BN[t]
+            assert r["n"] == 5 and r["effect"] == pytest.approx(np.mean(bn_drop - drops[t]))
+            assert r["drop_a"] == pytest.approx(drops[t].mean()) and r["drop_b"] == pytest.approx(bn_drop.mean())
+            assert r["p"] == pytest.approx(stats.ttest_rel(bn_drop, drops[t]).pvalue)
+            if not (m == "resnet18_gn" and t == "bccd"):
+                p[(m, t)] = r["p"]
+    # the uninformative comparison is left out of the family: m = 7, not 8
+    for k, adj in textbook_holm(p).items():
+        assert key.loc[("a", *k), "p_holm"] == pytest.approx(adj)
+    assert math.isnan(key.loc[("a", "resnet18_gn", "bccd"), "p_holm"])
+    words = {k: key.loc[("a", *k), "word"] for k in [*p, ("resnet18_gn", "bccd")]}
+    assert words == {("resnet18_gn", "lisc"): "holds", ("resnet18_gn", "bccd"): "uninformative",
+                     ("resnet18_ln", "lisc"): "inconclusive", ("resnet18_ln", "bccd"): "holds",
+                     ("resnet18_in", "lisc"): "inconclusive", ("resnet18_in", "bccd"): "holds",
+                     ("resnet18_nonorm", "lisc"): "contradicted", ("resnet18_nonorm", "bccd"): "inconclusive"}
+    ln = key.loc[("a", "resnet18_ln", "lisc")]
+    assert ln["p"] < 0.05 <= ln["p_holm"] and ln["effect"] > 0  # without Holm this one would hold
+    # (a) is tested on the drop: gn scores lower than BN on lisc itself, yet loses less
+    gn = key.loc[("a", "resnet18_gn", "lisc")]
+    assert gn["score_a"] < gn["score_b"] and gn["word"] == "holds"
+    # accuracy beside, never deciding: nonorm loses 50 points less accuracy on bccd in every seed
+    nn = key.loc[("a", "resnet18_nonorm", "bccd")]
+    assert nn["effect_accuracy"] == pytest.approx((0.95 - 0.2) - (0.90 - 0.65)) and nn["word"] == "inconclusive"
+    # uninformative needs every evaluation at the floor AND most images in one class
+    assert (key.loc[("a", "resnet18_gn", "bccd"), ["accuracy_a", "top_share_a", "majority"]].tolist()
+            == pytest.approx([0.1, 0.8, MAJ]))
+    assert not key.loc[("a", "resnet18_ln", "bccd"), "uninformative"]   # ln's accuracy is above the majority
+    assert not key.loc[("a", "resnet18_in", "bccd"), "uninformative"]   # in puts only 40% into one class
+
+    # claim (b): the same gn comparisons in a family of their own (m = 1 on lisc, bccd uninformative)
+    b = key.loc[("b", "resnet18_gn", "lisc")]
+    assert b["p_holm"] == pytest.approx(b["p"]) and b["word"] == "holds"
+    # claim (c): contradicted on lisc; on bccd three shared seeds, t = 0.10 / (0.05 / sqrt 3) on 2 df
+    assert key.loc[("c", "efficientnet_lite0_freezebn", "lisc"), "word"] == "contradicted"
+    assert key.loc[("c", "efficientnet_lite0_freezebn", "lisc"), "effect"] == pytest.approx(-0.09)
+    c = key.loc[("c", "efficientnet_lite0_freezebn", "bccd")]
+    assert c["n"] == 3 and c["effect"] == pytest.approx(0.10) and c["word"] == "inconclusive"
+    assert c["p"] == pytest.approx(2 * stats.t.sf(0.10 / (0.05 / math.sqrt(3)), 2))
+    # claim (d): one ViT seed
+    assert tuple(key.loc[("d", "vit_tiny", "lisc"), ["n", "word"]]) == (1, "undetermined")
+    # claim (e): gains paired by run; BN on bccd uninformative; the family is the two lisc comparisons
+    e_bn, e_eff = key.loc[("e", "resnet18_bn + AdaBN", "lisc")], key.loc[("e", "efficientnet_lite0 + AdaBN", "lisc")]
+    gains_bn, gains_eff = np.array([.20, .25, .22, .18, .24]), np.array([.05, .04, .06, .06, .04])
+    assert e_bn["effect"] == pytest.approx(gains_bn.mean()) and e_eff["effect"] == pytest.approx(gains_eff.mean())
+    assert e_eff["n"] == 5 and e_eff["p"] == pytest.approx(stats.ttest_1samp(gains_eff, 0).pvalue)
+    assert {"bn": e_bn["p_holm"], "eff": e_eff["p_holm"]} == pytest.approx(
+        textbook_holm({"bn": e_bn["p"], "eff": e_eff["p"]}))
+    assert key.loc[("e", "resnet18_bn + AdaBN", "bccd"), "word"] == "uninformative"
+    assert key.loc[("e", "efficientnet_lite0 + AdaBN", "bccd"), "word"] == "undetermined"
+    # claim (f): no TENT evaluation anywhere
+    assert (v[v["claim"] == "f"]["word"] == "undetermined").all()
+
+    s = study.claim_summary(v).set_index("claim")
+    assert s["verdict"].to_dict() == {"a": "mixed", "b": "holds", "c": "contradicted", "d": "inconclusive",
+                                      "e": "holds", "f": "inconclusive"}
+    assert tuple(s.loc["a", list(study.WORDS)]) == (3, 1, 3, 1, 0) and s.loc["a", "comparisons"] == 8
+    assert s.loc["a", "tested on"] == study.ROBUSTNESS and s.loc["e", "tested on"] == study.TEST_TIME
+
+    g = study.grid_progress(known_runs())
+    assert (g["finished"], g["total"]) == (36, 40) and g["others"] == ["resnet18_frozenbn"]
+    assert g["repeated"] == ["efficientnet_lite0 seed 2"]
 
 
-def test_verdicts_cover_every_claim_and_domain_even_without_runs():
-    n_pairs = sum(len(p) for _, _, p in study.STUDY_CLAIMS)
-    for empty in (pd.DataFrame(), None):
-        v = study.verdicts(empty)
-        assert len(v) == n_pairs * len(study.SHIFTED_DOMAINS)
-        assert v["verdict"].str.startswith("undetermined").all()
-    df = welch_frame().replace({"A": "resnet18_gn", "B": "resnet18_bn"})
-    v = study.verdicts(df, "balanced_accuracy", domains=("bccd",))
-    gn = v[(v["a"] == "resnet18_gn") & (v["b"] == "resnet18_bn")]
-    assert set(gn["claim"]) == {"a", "b"} and (gn["verdict"] == "holds").all()
-    assert "+35.0 pp" in gn["sentence"].iloc[0] and "Welch t" in gn["sentence"].iloc[0]
-    o = study.verdict_overview(v)
-    row = o[o["claim"] == "b"].iloc[0]
-    assert (row["holds"], row["does not hold"], row["inconclusive"], row["undetermined"]) == (1, 0, 0, 0)
+def test_verdict_words_and_sentences_render_the_table():
+    v = study.verdict_table(known_runs(), domains=("lisc", "bccd"))
+    text = study.verdict_sentences(v)
+    gn = v[(v["claim"] == "a") & (v["a"] == "resnet18_gn") & (v["test_set"] == "lisc")].iloc[0]
+    half = stats.t.ppf(0.975, 4) * np.std([.10, .12, .09, .11, .10], ddof=1) / math.sqrt(5)
+    assert (gn["lo"], gn["hi"]) == (pytest.approx(gn["effect"] - half), pytest.approx(gn["effect"] + half))
+    assert (f"resnet18_gn vs resnet18_bn on lisc: **holds**: drop from pbc:test {gn['drop_a'] * 100:.1f} pp vs "
+            f"{gn['drop_b'] * 100:.1f} pp, effect +10.4 pp (positive: resnet18_gn loses less), 95% CI "
+            f"[+{gn['lo'] * 100:.1f}, +{gn['hi'] * 100:.1f}] pp") in text
+    assert "resnet18_gn vs resnet18_bn on bccd: **uninformative**: both score at most the majority-class " \
+           "accuracy (10.0% and 20.0% vs 60.0%) and put 80.0% and 90.0% of the images into one class" in text
+    assert "vit_tiny vs resnet18_bn on lisc: **undetermined** (1 paired seed; the test needs 2)." in text
+    lines = study.claim_sentences(v)
+    assert len(lines) == len(study.CLAIMS)
+    assert lines[0].startswith("(a) BN collapses under shift relative to the same ResNet-18 without BN statistics: "
+                               "**mixed** (8 comparisons: holds 3, contradicted 1, inconclusive 3, uninformative 1)")
+    assert "contradicted for resnet18_nonorm vs resnet18_bn on lisc (-11.0 pp" in lines[0]
+    assert lines[5] == "(f) TENT recovers accuracy of BN models: **inconclusive** (4 comparisons: undetermined 4)."
+    # every word of the table is one of the plan's, and the plan's rules hold row by row
+    assert set(v["word"]) <= set(study.WORDS)
+    tested = v[v["p_holm"].notna()]
+    assert (tested["p_holm"] >= tested["p"] - 1e-15).all()
+    assert ((v["word"] == "holds") == (v["p_holm"] < study.ALPHA) & (v["effect"] > 0)).all()
+    assert ((v["word"] == "contradicted") == (v["p_holm"] < study.ALPHA) & (v["effect"] < 0)).all()
+    assert ((v["word"] == "undetermined") == (v["n"] < study.MIN_PAIRS)).all()
+
+
+def test_claim_word_rule():
+    assert study.claim_word(["holds", "inconclusive", "uninformative"]) == "holds"
+    assert study.claim_word(["contradicted", "undetermined"]) == "contradicted"
+    assert study.claim_word(["holds", "contradicted"]) == "mixed"
+    assert study.claim_word(["inconclusive", "uninformative", "undetermined"]) == study.claim_word([]) == "inconclusive"
+
+
+def test_claims_name_grid_models_only_and_rules_come_from_the_constants():
+    grid = set(model_names(CPU_MODELS))
+    for c in study.CLAIMS:
+        assert c.kind in (study.ROBUSTNESS, study.TEST_TIME)
+        for a, ma, b, mb in c.comparisons:
+            assert {a, b} <= grid
+            assert (ma, mb) == ("standard", "standard") if c.kind == study.ROBUSTNESS else (a == b and mb == "standard")
+    rules = study.rules_markdown()
+    assert f"`{study.PRIMARY_METRIC}`" in rules and f"α = {study.ALPHA}" in rules and "> 50%" in rules
+    assert all(f"claim ({c.id}) {c.statement}" in rules for c in study.CLAIMS)
+    assert row_label("m", "tent") == "m + TENT" and row_label("m", "batch_stats") == "m + batch stats"
+
+
+def test_verdict_without_runs(tmp_path):
+    for empty in (pd.DataFrame(), None, load_runs(tmp_path)[0]):
+        v = study.verdict_table(empty)
+        assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * len(study.SHIFTED_DOMAINS)
+        assert (v["word"] == "undetermined").all() and (v["n"] == 0).all()
+        assert (study.claim_summary(v)["verdict"] == "inconclusive").all()
+    assert study.progress_sentence(pd.DataFrame(), "results/x") == "0 of 40 runs of the `cpu-study` grid finished in `results/x`."
+
+
+def test_top_prediction_share_from_predictions_csv(tmp_path):
+    write_run(tmp_path, "resnet18_bn", 0, {"bccd": (0.5, eye(1)), "lisc": (0.4, eye(1))},
+              predictions={"bccd": ["Neutrophil", "Neutrophil", "Monocyte", "Neutrophil"]})
+    runs, _ = load_runs(tmp_path)
+    share = runs.set_index("test_set")["top_prediction_share"]
+    assert share["bccd"] == pytest.approx(0.75) and pd.isna(share["lisc"])  # no predictions.csv: unknown
+
+
+# ------------------------------------------------------------------ the committed runs, the README
+
+COMMITTED = REPO_ROOT / "results" / "cpu"
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return load_runs(COMMITTED)[0]
+
+
+def test_verdict_on_the_committed_runs(committed):
+    """The machinery on real run folders: the table's numbers re-derived from the metrics and predictions."""
+    v = study.verdict_table(committed)
+    assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * len(study.SHIFTED_DOMAINS)
+    assert set(v["word"]) <= set(study.WORDS) and "resnet18_frozenbn" not in set(v["a"]) | set(v["b"])
+    r = v[(v["claim"] == "b") & (v["test_set"] == "lisc")].iloc[0]
+    per_seed = {}
+    for m in ("resnet18_gn", "resnet18_bn"):
+        g = committed[(committed["model"] == m) & (committed["eval_mode"] == "standard")]
+        w = g.pivot(index="seed", columns="test_set", values=study.PRIMARY_METRIC)
+        per_seed[m] = w["pbc:test"] - w["lisc"]
+    assert r["effect"] == pytest.approx((per_seed["resnet18_bn"] - per_seed["resnet18_gn"]).mean())
+    assert r["p"] == pytest.approx(stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue)
+    # the share of the most-predicted class agrees with the confusion matrix's column sums
+    for row in committed.sample(20, random_state=0).itertuples():
+        cm = np.asarray(study_tables._metrics(row.eval_dir)["confusion"])
+        assert row.top_prediction_share == pytest.approx(cm.sum(axis=0).max() / cm.sum())
+    if len(committed):
+        assert study.grid_progress(committed)["finished"] <= 40
+
+
+def test_readme_block_is_the_computed_verdict():
+    """README.md's verdict block is exactly what `python -m wbcbench.study --readme README.md` writes from
+    the committed runs: the README cannot disagree with them."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text[text.index(study.README_START):text.index(study.README_END) + len(study.README_END)]
+    assert block == study.readme_block("results/cpu"), \
+        f"README.md's verdict is stale: run `{study.README_COMMAND}`"
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\nbefore\n{study.README_START}\nold\n{study.README_END}\nafter\n")
+    assert study.main(["--readme", str(readme), "--runs", str(runs)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# x\nbefore\n<!-- verdict:start -->\n") and text.endswith("<!-- verdict:end -->\nafter\n")
+    assert "0 of 40 runs" in text and "| f | TENT recovers accuracy of BN models |" in text
+    assert study.update_readme(readme, runs) is False  # idempotent
+    for bad in (f"no markers\n", f"{study.README_END}\n{study.README_START}\n",
+                f"{study.README_START}\n{study.README_START}\n{study.README_END}\n"):
+        readme.write_text(bad)
+        assert study.main(["--readme", str(readme), "--runs", str(runs)]) == 2
+        assert readme.read_text() == bad  # nothing written
+        assert "verdict:start" in capsys.readouterr().err
+    assert study.main(["--readme", str(tmp_path / "nope.md"), "--runs", str(runs)]) == 2
+    assert "nope.md" in capsys.readouterr().err
+    assert study.main(["--readme", str(readme), "--runs", str(tmp_path / "nothing")]) == 2
+    assert "nothing does not exist" in capsys.readouterr().err
+    with pytest.raises(WbcError):
+        study.update_readme(tmp_path / "nope.md", runs)
+    # the module runs as the README says
+    readme.write_text(f"{study.README_START}\n{study.README_END}\n")
+    done = subprocess.run([sys.executable, "-m", "wbcbench.study", "--readme", str(readme), "--runs", str(runs)],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "0 of 40 runs" in readme.read_text()
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -124,20 +318,20 @@ def test_verdicts_cover_every_claim_and_domain_even_without_runs():
 def test_domain_drops_by_hand():
     df = runs_frame([("resnet18_bn", "standard", "pbc:test", 0, 0.9), ("resnet18_bn", "standard", "lisc", 0, 0.5),
                      ("resnet18_bn", "standard", "pbc:test", 1, 0.8), ("resnet18_bn", "standard", "lisc", 1, 0.6)])
-    d = study.domain_drops(df)
+    d = study_tables.domain_drops(df)
     assert len(d) == 1
     r = d.iloc[0]
     # drops 0.4 and 0.2: mean 0.3, sd 0.141421, se 0.1, t(0.975, 1) = 12.7062
     assert r["drop_mean"] == pytest.approx(0.3)
     assert r["drop_ci95"] == pytest.approx(1.27062, abs=1e-4)
     assert r["seeds"] == 2 and r["test_set"] == "lisc"
-    assert study.domain_drops(pd.DataFrame()).empty
+    assert study_tables.domain_drops(pd.DataFrame()).empty
 
 
 def test_domain_drops_order_and_one_seed_bar():
     df = runs_frame([(m, e, t, 0, v) for m in ("resnet18_gn", "resnet18_bn") for e in ("adabn", "standard")
                      for t, v in (("pbc:test", 0.9), ("jtsc", 0.4), ("lisc", 0.6))])
-    d = study.domain_drops(df)
+    d = study_tables.domain_drops(df)
     assert list(zip(d["label"], d["test_set"])) == [
         ("resnet18_bn", "lisc"), ("resnet18_bn", "jtsc"), ("resnet18_bn + AdaBN", "lisc"),
         ("resnet18_bn + AdaBN", "jtsc"), ("resnet18_gn", "lisc"), ("resnet18_gn", "jtsc"),
@@ -151,29 +345,41 @@ def test_rank_models_needs_every_domain():
     df = runs_frame([("good", "standard", t, 0, 0.8) for t in study.SHIFTED_DOMAINS]
                     + [("bad", "standard", t, 0, v) for t, v in zip(study.SHIFTED_DOMAINS, [0.1, 0.2, 0.3, 0.4])]
                     + [("partial", "standard", "lisc", 0, 0.99)])
-    r = study.rank_models(study_summary(df))
+    r = study_tables.rank_models(study_summary(df))
     assert list(r["model"]) == ["good", "bad"]
     assert r.iloc[1, 1] == pytest.approx(0.25)
 
 
-def test_cell_value():
-    s = study_summary(welch_frame())
-    m, ci, n = study.cell_value(s, "A", "bccd", "accuracy")
-    assert (m, n) == (pytest.approx(0.7), 3) and ci == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3))
-    m, ci, n = study.cell_value(s, "A", "lisc")
-    assert math.isnan(m) and math.isnan(ci) and n == 0
+def test_method_gains_are_paired_by_run():
+    std = [0.5, 0.6, 0.7, 0.9]   # seed 3 has no AdaBN result: left out of the pairs
+    ada = [0.6, 0.65, 0.8]
+    df = runs_frame([("M", "standard", "jtsc", s, v) for s, v in enumerate(std)]
+                    + [("M", "adabn", "jtsc", s, v) for s, v in enumerate(ada)]
+                    + [("M", "standard", "jtsc", 0, 0.99, {"run_dir": "/runs/other"})])  # another run of seed 0
+    g = study_tables.method_gains(df, "adabn", "accuracy", domains=("jtsc", "lisc"))
+    assert list(g["test_set"]) == ["jtsc"]  # no lisc runs: no row, not a row of NaN
+    r = g.iloc[0]
+    # per-run differences 0.1, 0.05, 0.1: mean 0.083333, sd 0.028868, se 0.016667, t(0.975, 2) = 4.302653
+    assert r["seeds"] == 3 and r["gain"] == pytest.approx(0.083333, abs=1e-6) and r["method"] == "adabn"
+    assert r["lo"] == pytest.approx(0.011622, abs=1e-5)
+    t = study_tables.gain_table(g)
+    assert t.loc["M + AdaBN", "jtsc"] == "+8.3 [+1.2, +15.5]" and t.loc["M + AdaBN", "seeds"] == 3
+    assert study_tables.method_gains(df, "tent").empty and study_tables.gain_table(pd.DataFrame()).empty
+    one = study_tables.method_gains(df[df["seed"] == 1], "adabn", "accuracy", domains=("jtsc",))
+    assert one["gain"].iloc[0] == pytest.approx(0.05) and pd.isna(one["lo"].iloc[0])
+    assert study_tables.gain_table(one).loc["M + AdaBN", "jtsc"] == "+5.0 (no CI)"
 
 
 def test_normalisation_table_rows_in_study_order_with_their_layer():
     df = runs_frame([("resnet18_gn", "standard", "lisc", 0, 0.4), ("resnet18_bn", "standard", "lisc", 0, 0.3),
                      ("resnet18_bn", "adabn", "lisc", 0, 0.5), ("vgg16", "standard", "lisc", 0, 0.9),
                      ("resnet18_frozenbn", "standard", "lisc", 0, 0.2)])
-    t = study.normalisation_table(summary_table(df))
+    t = study_tables.normalisation_table(summary_table(df), metric="balanced_accuracy")
     assert list(t.index) == ["resnet18_bn", "resnet18_frozenbn", "resnet18_gn", "majority baseline"]  # no AdaBN, vgg16
     # a model retired from the registry keeps its label for its committed runs
     assert list(t["normalisation"]) == ["BatchNorm", "frozen BatchNorm (init stats)", "GroupNorm", ""]
     assert t.loc["resnet18_gn", "lisc"] == "40.0 (1 seed, no CI)"
-    assert study.normalisation_table(summary_table(runs_frame([("vgg16", "standard", "lisc", 0, 1.0)]))).empty
+    assert study_tables.normalisation_table(study_summary(runs_frame([("vgg16", "standard", "lisc", 0, 1.0)]))).empty
 
 
 # ------------------------------------------------------------------------------- from run folders

@@ -57,6 +57,8 @@ def test_learns_and_writes_a_complete_run(run_a):
     assert cfg["seed"] == 3 and cfg["hparams"]["epochs"] == 3 and len(cfg["train_manifest"]) >= 16
     assert cfg["code"]["commit"] and cfg["environment"]["versions"]["torch"]
     assert cfg["identity"] == rundir.IDENTITY and cfg["adapt"] == [] and cfg["adaptable_bn"] is True
+    assert cfg["train_version"] == rundir.TRAIN_VERSION
+    assert cfg["environment"]["cpu_capability"] and "cpu" in cfg["environment"]
     preds = pd.read_csv(run_a / "eval" / "pbc_test" / "predictions.csv")
     assert len(preds) == 3099
     assert preds.filter(like="p_").sum(axis=1).sub(1).abs().max() < 1e-4
@@ -185,6 +187,37 @@ def test_a_test_set_whose_files_changed_is_evaluated_again(small, data_root, tmp
     run(out=out, data_root=data_root, **args)
     assert json.loads((mine / "metrics.json").read_text())["n"] == 8
     assert _stamp(d / "eval" / "cellavision" / "metrics.json") == untouched
+
+
+def test_an_evaluation_by_older_evaluation_code_is_done_again(small, data_root, tmp_path):
+    """metrics.json records evaluate.EVAL_VERSION; one of another version (older code, e.g. before exact
+    AdaBN) is evaluated again on a finished run, which is not retrained."""
+    from wbcbench.evaluate import EVAL_VERSION
+    out = tmp_path / "runs"
+    d = out / small.name
+    shutil.copytree(small, d)
+    m = d / "eval" / "cellavision" / "metrics.json"
+    rec = json.loads(m.read_text())
+    assert rec["eval_version"] == EVAL_VERSION
+    m.write_text(json.dumps(rec | {"eval_version": EVAL_VERSION - 1, "accuracy": -1}))
+    kept = _stamp(d / "model.pt")
+    assert run_state(**{k: v for k, v in SMALL.items() if k != "quiet"}, out=out, data_root=data_root)[1] == "evaluate"
+    run(out=out, data_root=data_root, **SMALL)
+    assert json.loads(m.read_text()) == rec and _stamp(d / "model.pt") == kept
+
+
+def test_training_subsets_are_drawn_with_the_run_seed(data_root):
+    """Issue 10: every seed used to train on the same images (balanced_indices(..., seed=0)); now the
+    subset is the run seed's, and seed 0 keeps the subset every earlier run trained on."""
+    from wbcbench.datasets import balanced_indices, get_dataset
+    from wbcbench.profiles import get_profile
+    from wbcbench.train import train_subset
+    labels, hp = get_dataset("pbc:train", data_root).labels, get_profile("cpu")
+    s0, s1 = train_subset(labels, hp, 0), train_subset(labels, hp, 1)
+    assert list(s0) == list(balanced_indices(labels, 200, seed=0))
+    assert len(s1) == len(s0) == 1000 and set(s1) != set(s0)
+    assert list(train_subset(labels, hp, 1)) == list(s1)
+    assert len(train_subset(labels, dict(hp, train_subset_per_class=None), 3)) == len(labels)
 
 
 def test_adding_an_evaluation_needs_the_trained_network(small, data_root, tmp_path):

@@ -1,16 +1,20 @@
-"""The Colab path: the repository's URL and branch (the one place they are written), the set-up cell that
-opens every notebook, and the notebooks' "Open in Colab" badges.
+"""The Colab path: the repository's URL and branch (the one place they are written), `setup()`, which every
+notebook's set-up cell calls, and the notebooks' "Open in Colab" badges.
 
-The set-up cell runs on Colab before wbcbench is installed, so it cannot import this module: its text is
-written into each notebook by `python -m wbcbench.colab`, which also rewrites the badges and the book's
-repository settings in `_config.yml` from REPO_URL and REPO_BRANCH; tests/test_colab.py fails when any copy
-differs from what this module writes. Only the cell's DATA_NEEDED line differs between notebooks.
+On a fresh Colab runtime wbcbench is not installed, so each set-up cell first clones the repository itself
+(a few lines; only this module imports nothing beyond the standard library before the install), then calls
+`setup(data=[...])`: install the clone (`pip install -e`, pins from requirements.txt), download the data the
+notebook reads, and work inside the clone so that results/ and notebooks/ are there. Elsewhere `setup` only
+returns the repository root. `python -m wbcbench.colab` writes the cell into every notebook, and the badges
+and the book's repository settings in `_config.yml`, from REPO_URL and REPO_BRANCH; tests/test_colab.py fails
+when any copy differs from what this module writes.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,57 +24,63 @@ from . import atomic
 from .errors import WbcError
 from .paths import REPO_ROOT
 
+try:
+    import google.colab  # noqa: F401  (importable on Colab only)
+    ON_COLAB = True
+except ImportError:
+    ON_COLAB = False
+
 REPO_URL = "https://github.com/wbc-benchmark/wbc-benchmark"
 REPO_BRANCH = "main"
 COLAB_URL = "https://colab.research.google.com"  # also the book's launch_buttons.colab_url
+CLONE = "wbc-benchmark"  # the clone's folder under the runtime's starting folder (/content on Colab)
 NOTEBOOKS = REPO_ROOT / "notebooks"
 CONFIG = REPO_ROOT / "_config.yml"
 CELL_HEADER = '# %% tags=["remove-cell"]'  # jupytext percent format; the book hides the cell
-SETUP_MARK = "# Set-up, the same in every notebook but for DATA_NEEDED"
-DATA_LINE = re.compile(r"^DATA_NEEDED = (.*?)  #", re.M)
+SETUP_MARK = "# Set-up, the same in every notebook but for the data it reads"
+DATA_CALL = re.compile(r"^ROOT = setup\(data=(\[.*?\])\)", re.M)
 BADGE = re.compile(re.escape(COLAB_URL) + r"/github/[^)\s]+")
 
-# {data} is the one line that differs; {url} and {branch} are the defaults that WBCBENCH_REPO_URL and
-# WBCBENCH_REPO_BRANCH override (a fork, a test's local clone).
-_TEMPLATE = SETUP_MARK + """ (written by `python -m wbcbench.colab`: edit it there).
-# On Colab it clones the repository, installs it (pins: requirements.txt), downloads the data this notebook
-# reads and works inside the clone, so that results/ and notebooks/ are there. Elsewhere wbcbench is installed
-# already (README): the cell only finds the repository root.
-DATA_NEEDED = {data}  # `wbcbench data download` names
-import os
-import subprocess
-import sys
-from pathlib import Path
+# {data} is the one part that differs; {url} and {branch} are the defaults that WBCBENCH_REPO_URL and
+# WBCBENCH_REPO_BRANCH override (a fork, a test's local clone). The shell line clones only once per runtime.
+_TEMPLATE = SETUP_MARK + """ (wbcbench/colab.py writes it): a fresh Colab
+# runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
+import importlib.util, os, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
+    subprocess.run('[ -d {clone} ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-{branch}}" '
+                   '"${WBCBENCH_REPO_URL:-{url}}" {clone}', shell=True, check=True)
+    sys.path.insert(0, os.path.abspath("{clone}"))
+from wbcbench.colab import setup
+ROOT = setup(data={data})  # on Colab: install the clone, download the data, work inside the clone"""
 
-REPO = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "wbcbench" / "__init__.py").is_file()), None)
-try:
-    import google.colab  # noqa: F401  (importable on Colab only)
-except ImportError:
-    pass
-else:
-    if REPO is None:  # a fresh runtime: clone the repository
-        url = os.environ.get("WBCBENCH_REPO_URL", "{url}")
-        branch = os.environ.get("WBCBENCH_REPO_BRANCH", "{branch}")
-        REPO = Path("wbc-benchmark").resolve()
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", branch, url, str(REPO)], check=True)
-    os.chdir(REPO)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"], check=True)
-    if DATA_NEEDED:
-        subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *DATA_NEEDED], check=True)
-    sys.path.insert(0, str(REPO))  # this kernel started before the install: let it import the clone
-    print("working in", REPO)"""
+
+def setup(data: list[str] = ()) -> Path:
+    """The set-up cell's work once wbcbench is importable: on Colab, install the clone with the pinned
+    versions, download `data` (names of `wbcbench data download`) and make the clone the working folder;
+    elsewhere nothing. Returns the repository root."""
+    if not isinstance(data, (list, tuple)) or not all(isinstance(d, str) and d for d in data):
+        raise WbcError(f"setup(data=...) takes a list of dataset names, not {data!r}")
+    if ON_COLAB:
+        os.chdir(REPO_ROOT)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"],
+                       check=True)
+        if data:  # a subprocess: this kernel cannot import the dependencies pip has just installed before it
+            subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *data], check=True)
+        print("working in", REPO_ROOT)
+    return REPO_ROOT
 
 
 def setup_cell(data: list[str]) -> str:
     """The set-up cell's source for a notebook that reads the datasets `data` (names of `wbcbench data download`)."""
     if not isinstance(data, list) or not all(isinstance(d, str) and d.strip() == d and d for d in data):
         raise WbcError(f"the data a notebook needs must be a list of dataset names, not {data!r}")
-    return _TEMPLATE.replace("{data}", json.dumps(data)).replace("{url}", REPO_URL).replace("{branch}", REPO_BRANCH)
+    return (_TEMPLATE.replace("{data}", json.dumps(data)).replace("{url}", REPO_URL)
+            .replace("{branch}", REPO_BRANCH).replace("{clone}", CLONE))
 
 
 def declared_data(cell: str) -> list[str] | None:
-    """The DATA_NEEDED list that a set-up cell declares (None when it declares none)."""
-    m = DATA_LINE.search(cell)
+    """The data list that a set-up cell passes to setup() (None when it passes none)."""
+    m = DATA_CALL.search(cell)
     try:
         return ast.literal_eval(m.group(1)) if m else None
     except (ValueError, SyntaxError):
@@ -105,7 +115,7 @@ def update_script(text: str, name: str, data: list[str] | None = None) -> str:
     if data is None:
         data = declared_data(body) if has_setup else None
         if data is None:
-            raise WbcError(f"{name} declares no DATA_NEEDED in a set-up cell: name its datasets (--data)")
+            raise WbcError(f"{name} has no set-up cell declaring its data: name its datasets (--data)")
     cell = f"{CELL_HEADER}\n{setup_cell(data)}\n\n"
     chunks[first:first + 1] = [cell] if has_setup else [cell, chunks[first]]
     return BADGE.sub(badge_url(name), "".join(chunks))
@@ -152,7 +162,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m wbcbench.colab", description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     ap.add_argument("--data", help="comma-separated datasets the notebook(s) read ('' for none); default: "
-                                   "keep each set-up cell's DATA_NEEDED")
+                                   "keep each set-up cell's list")
     args = ap.parse_args(argv)
     data = None if args.data is None else [d.strip() for d in args.data.split(",") if d.strip()]
     try:

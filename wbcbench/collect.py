@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .classes import CLASSES
+from .colab import REPO_BRANCH
 from .errors import WbcError
 from .paths import REPO_ROOT
 from .rundir import adapt_methods, is_done
@@ -114,7 +115,7 @@ def _notebook_link(run: Path, rel: Path, repo_url: str | None) -> str:
     if not nbs:
         return "–"
     target = f"{rel.as_posix()}/{nbs[0].name}"
-    return f"[{nbs[0].name}]({repo_url.rstrip('/')}/blob/main/{target})" if repo_url else target
+    return f"[{nbs[0].name}]({repo_url.rstrip('/')}/blob/{REPO_BRANCH}/{target})" if repo_url else target
 
 
 def run_index(results_dir, repo_url: str | None = None) -> pd.DataFrame:

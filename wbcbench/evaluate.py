@@ -2,11 +2,15 @@
 (stored BN statistics) and with the test-time methods asked for, each written to `eval/<name>/` with its
 predictions and metrics. Also the BN chapter's per-domain comparisons, which need data and scoring.
 
-Test-time methods, by name (`--adapt adabn,batch_stats`):
-* `adabn`: BN running statistics re-estimated on the test set's unlabelled images (bn.adabn);
-* `batch_stats`: every test batch normalised with its own statistics (bn.test_time_bn).
-Both use the test images but never their labels; networks without adaptable BN get the standard
-evaluation only.
+Test-time methods, by name (`--adapt adabn,batch_stats,tent`):
+* `adabn`: BN statistics re-estimated exactly on all of the test set's unlabelled images (bn.adabn), then
+  the usual evaluation: independent of the images' order and of the batch size;
+* `batch_stats`: every test batch normalised with its own statistics (bn.test_time_bn);
+* `tent`: BN affine parameters learnt online by entropy minimisation (bn.Tent), one pass.
+The last two depend on which images share a batch, so the batches are drawn in a shuffled order seeded by
+the run's seed (batch_order), never in the dataset's order, which is sorted by class and would let the
+labels' order leak into the predictions; predictions are written back in dataset order. All three use the
+test images but never their labels; networks without adaptable BN get the standard evaluation only.
 """
 from __future__ import annotations
 
@@ -32,7 +36,15 @@ from .loader import BatchLoader
 from .metrics import compute_metrics
 
 STANDARD = "standard"
-ADAPT_METHODS = ("adabn", "batch_stats")
+ADAPT_METHODS = ("adabn", "batch_stats", "tent")
+# Bump when a change is meant to move evaluation results; recorded in every metrics.json, and a finished run
+# whose evaluation has another version is evaluated again (without retraining). 2: issue 10 (exact AdaBN,
+# seeded shuffled batches, TENT).
+EVAL_VERSION = 2
+# AdaBN passes the whole test set through the network as one batch (the definition itself) when its input
+# holds at most this many values, else it accumulates layer by layer (bn.adabn; about half as many passes
+# as BN layers). 2**25 float32 values = 128 MiB of input: every test set of the cpu profile, ~220 at 224 px.
+ONE_PASS_VALUES = 2 ** 25
 
 
 def parse_adapt(value) -> list[str]:
@@ -79,17 +91,23 @@ def eval_loader(net: nn.Module, images, labels, hp: dict, device, order=None) ->
                        mean=cfg["mean"], std=cfg["std"], device=device, train=False)
 
 
+def batch_order(n: int, seed: int) -> np.ndarray:
+    """The order in which batch-dependent methods see a test set's n images: a permutation seeded by the
+    run's seed (and n), the same on every machine."""
+    return np.random.default_rng([int(seed), int(n), 0x7E57]).permutation(n)
+
+
 @torch.no_grad()
-def predict(net: nn.Module, loader: BatchLoader, device, quiet: bool = True, desc: str = "eval") -> np.ndarray:
-    """Softmax probabilities (N, classes), float64, row i for image i of the dataset whatever the batch
-    order (each batch knows its positions)."""
-    amp, _ = autocast_for(torch.device(device))
-    net.eval()
+def predict(forward, loader: BatchLoader, device, quiet: bool = True, desc: str = "eval", amp: bool = True) -> np.ndarray:
+    """Softmax probabilities (N, classes), float64, of `forward` (a network in eval mode, or a step function
+    such as bn.Tent.step), row i for image i of the dataset whatever the batch order (each batch knows its
+    positions). `amp`: autocast on CUDA."""
+    autocast = autocast_for(torch.device(device))[0] if amp else nullcontext
     p = np.zeros((len(loader.images), len(CLASSES)), np.float64)
     seen = np.zeros(len(loader.images), bool)
     for b in tqdm(loader, desc=desc, disable=quiet, leave=False):
-        with amp():
-            logits = net(b.x)
+        with autocast():
+            logits = forward(b.x)
         p[b.index] = F.softmax(logits.float(), dim=1).cpu().numpy()
         seen[b.index] = True
     if not seen.all():  # pragma: no cover - a guard on the loader
@@ -106,10 +124,34 @@ def score(ds, p: np.ndarray) -> tuple[dict, pd.DataFrame]:
     return compute_metrics(ds.labels, p), preds
 
 
-def evaluate_model(net: nn.Module, ds, images, hp: dict, device, quiet: bool = True,
-                   desc: str = "eval") -> tuple[dict, pd.DataFrame]:
-    """(metrics, predictions) of `net` as it is, on the centre crops of `images` (the images of `ds`)."""
-    return score(ds, predict(net, eval_loader(net, images, ds.labels, hp, device), device, quiet, desc))
+def evaluate_model(net: nn.Module, ds, images, hp: dict, device, quiet: bool = True, desc: str = "eval",
+                   order=None) -> tuple[dict, pd.DataFrame]:
+    """(metrics, predictions) of `net` as it is, in eval mode, on the centre crops of `images` (the images of
+    `ds`), batched in `order` (positions; None: dataset order)."""
+    loader = eval_loader(net, images, ds.labels, hp, device, order)
+    return score(ds, predict(net.eval(), loader, device, quiet, desc))
+
+
+class _Inputs:
+    """The input tensors of a loader's batches, readable more than once (each pass crops them again)."""
+
+    def __init__(self, loader: BatchLoader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return (b.x for b in self.loader)
+
+
+def adabn_batches(net: nn.Module, images, labels, hp: dict, device):
+    """What bn.adabn reads: all centre crops as one batch when they fit in ONE_PASS_VALUES, else the
+    evaluation batches (bn.adabn is exact either way; one batch costs one pass)."""
+    n = len(images)
+    if n * 3 * hp["crop_size"] ** 2 <= ONE_PASS_VALUES:
+        return list(_Inputs(eval_loader(net, images, labels, dict(hp, eval_batch_size=n), device)))
+    return _Inputs(eval_loader(net, images, labels, hp, device))
 
 
 def evaluate_method(net: nn.Module, method: str, ds, images, hp: dict, device, seed: int = 0,
@@ -119,11 +161,21 @@ def evaluate_method(net: nn.Module, method: str, ds, images, hp: dict, device, s
     if method == STANDARD:
         return evaluate_model(net, ds, images, hp, device, quiet, desc)
     if method == "adabn":
-        loader = eval_loader(net, images, ds.labels, hp, device)
-        return evaluate_model(bn.adabn(net, (b.x for b in loader)), ds, images, hp, device, quiet, desc)
+        adapted = bn.adabn(net, adabn_batches(net, images, ds.labels, hp, device))
+        return evaluate_model(adapted, ds, images, hp, device, quiet, desc)
+    order = batch_order(len(ds), seed)
     if method == "batch_stats":
-        return evaluate_model(bn.test_time_bn(net), ds, images, hp, device, quiet, desc)
+        return evaluate_model(bn.test_time_bn(net), ds, images, hp, device, quiet, desc, order)
+    if method == "tent":  # fp32: no autocast, so no gradient scaler is needed on CUDA
+        loader = eval_loader(net, images, ds.labels, hp, device, order)
+        return score(ds, predict(bn.Tent(net).step, loader, device, quiet, desc, amp=False))
     raise WbcError(f"unknown test-time method {method!r}; choose from {', '.join(ADAPT_METHODS)}")
+
+
+def applicable(net: nn.Module, methods) -> list[str]:
+    """The test-time methods of `methods` that can change `net` (none without adaptable BN; TENT also
+    needs BN affine parameters)."""
+    return [m for m in methods if bn.has_adaptable_bn(net) and (m != "tent" or bn.tent_layers(net))]
 
 
 def _check_distinct_folders(tests) -> None:
@@ -143,7 +195,7 @@ def evaluate_all(net: nn.Module, config: dict, run_dir: Path | None, device, dat
     the same evaluation under another name. Returns {folder name: metrics}."""
     hp = config["hparams"]
     _check_distinct_folders(config["test"])
-    modes = [STANDARD] + (rundir.adapt_methods(config) if bn.has_adaptable_bn(net) else [])
+    modes = [STANDARD] + applicable(net, rundir.adapt_methods(config))
     existing = rundir.evaluations(run_dir) if run_dir is not None else {}
     results = {}
     for name in config["test"]:
@@ -154,7 +206,7 @@ def evaluate_all(net: nn.Module, config: dict, run_dir: Path | None, device, dat
         manifest = ds.manifest_hash()
         for mode in wanted:
             metrics, preds = evaluate_method(net, mode, ds, images, hp, device, config["seed"], quiet)
-            metrics.update(test_set=name, eval_mode=mode, test_manifest=manifest)
+            metrics.update(test_set=name, eval_mode=mode, test_manifest=manifest, eval_version=EVAL_VERSION)
             key = eval_dir_name(name, mode)
             results[key] = metrics
             if run_dir is not None:
@@ -203,7 +255,7 @@ def compare_bn_modes(model: nn.Module, hp: dict, names, data_root=None, device="
     rows = []
     for name in names:
         ds, images = _domain(name, hp, data_root, per_class)
-        for mode in [STANDARD, *(parse_adapt(methods) if bn.has_adaptable_bn(model) else [])]:
+        for mode in [STANDARD, *applicable(model, parse_adapt(methods))]:
             m, _ = evaluate_method(model, mode, ds, images, hp, dev, seed)
             rows.append({"dataset": name, "mode": mode, "accuracy": m["accuracy"],
                          "balanced_accuracy": m["balanced_accuracy"], "majority_baseline": m["majority_baseline"],

@@ -24,7 +24,7 @@ GRIDS: dict[str, dict] = {
                   test="raabin:testA,raabin:testB,lisc-paper,bccd", adapt=()),
     # The CPU study on the bundled data: normalisation layers under domain shift, with test-time adaptation.
     "cpu-study": dict(profile="cpu", models=CPU_MODELS, seeds=list(range(5)), train="pbc:train",
-                      test=BUNDLED_TESTS, adapt=("adabn",)),  # + "tent" once evaluate has it
+                      test=BUNDLED_TESTS, adapt=("adabn", "batch_stats", "tent")),
 }
 
 

@@ -256,7 +256,7 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
 
 def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc:test"):
     """Drop of `metric` from `source` to each shifted domain per model: mean over seeds with its Student-t
-    95% CI as error bars (from study.domain_drops); one panel per domain, a rule at zero."""
+    95% CI as error bars (from study_tables.domain_drops); one panel per domain, a rule at zero."""
     alt = _alt()
     d = drops.copy()
     labels = list(dict.fromkeys(d["label"]))

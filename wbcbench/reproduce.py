@@ -39,15 +39,18 @@ def _record(run_dir) -> dict:
 
 
 def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None, quiet: bool = True,
-              weights=None) -> Path:
+              weights=None, test_sets=None) -> Path:
     """Train again, here, the run recorded in `run_dir`/config.json, into `out` (a finished copy there is
-    reused). On the CPU it uses the recorded thread count, the one setting outside the config that changes
-    float results. `weights`: where the recorded weights file lies on this machine, if the run had one.
-    Compare the two runs with `compare_runs`."""
+    reused). On the CPU it uses the recorded thread count; the CPU type matters too (environment.py), so
+    byte-identical results are expected only on a host of the recorded class. `weights`: where the
+    recorded weights file lies on this machine, if the run had one. `test_sets`: evaluate only these (a
+    cheaper check: training is the same). Compare the two runs with `compare_runs`."""
     config = _record(run_dir)
     args = train_args(config)
     if weights is not None:
         args["weights"] = weights
+    if test_sets is not None:
+        args["test_sets"] = test_sets
     threads = (config.get("environment") or {}).get("torch_threads")
     before = torch.get_num_threads()
     if threads and config.get("device", "cpu") == "cpu":

@@ -29,7 +29,12 @@ from .paths import REPO_ROOT
 DONE = "done"
 RUN_TOKEN_ENV = "WBCBENCH_RUN_TOKEN"
 IDENTITY = 2  # config.json key "identity": how the run name is derived (absent: the legacy rule)
-TRAIN_KEYS = ("identity", "model", "model_kwargs", "profile", "hparams", "seed", "train", "train_manifest")
+# Bump when a change is meant to move training results (same config, other network): runs of another version
+# get other names, so they are never mistaken for each other, and tests/test_reproduce.py retrains the
+# committed runs of this version. 1: issue 10 (training subsets drawn with the run's seed).
+TRAIN_VERSION = 1
+TRAIN_KEYS = ("identity", "train_version", "model", "model_kwargs", "profile", "hparams", "seed", "train",
+              "train_manifest")
 # Runs written before identity 2 (all of results/ until the grid is rerun) hashed their evaluations too.
 LEGACY_KEYS = ("model", "model_kwargs", "profile", "hparams", "seed", "train", "test", "adabn", "train_manifest")
 
@@ -78,24 +83,30 @@ def done_token(run_dir: Path) -> str | None:
         return None
 
 
-def evaluations(run_dir: Path) -> dict[tuple[str, str], tuple[str | None, Path]]:
-    """{(test_set, eval_mode): (test_manifest, folder)} of the evaluations written in `run_dir`, read from
-    their metrics.json (never from folder names, which changed once: `eval/pbc:test` is `eval/pbc_test`)."""
+def _records(run_dir: Path) -> dict[tuple[str, str], tuple[dict, Path]]:
     out = {}
     for m in sorted(Path(run_dir).glob("eval/*/metrics.json")):
         try:
             rec = json.loads(m.read_text())
-            out[(rec["test_set"], rec["eval_mode"])] = (rec.get("test_manifest"), m.parent)
+            out[(rec["test_set"], rec["eval_mode"])] = (rec, m.parent)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # unreadable: counts as missing, so it is evaluated again
     return out
 
 
-def missing_evaluations(run_dir: Path, test_manifests: dict, modes) -> list[tuple[str, str]]:
-    """(test set, mode) pairs asked for but not in `run_dir` on the same data (same manifest hash)."""
-    have = evaluations(run_dir)
+def evaluations(run_dir: Path) -> dict[tuple[str, str], tuple[str | None, Path]]:
+    """{(test_set, eval_mode): (test_manifest, folder)} of the evaluations written in `run_dir`, read from
+    their metrics.json (never from folder names, which changed once: `eval/pbc:test` is `eval/pbc_test`)."""
+    return {k: (rec.get("test_manifest"), folder) for k, (rec, folder) in _records(run_dir).items()}
+
+
+def missing_evaluations(run_dir: Path, test_manifests: dict, modes, version=None) -> list[tuple[str, str]]:
+    """(test set, mode) pairs asked for but not in `run_dir` on the same data (same manifest hash) and, when
+    `version` is given, by the same evaluation code (metrics.json's eval_version)."""
+    have = _records(run_dir)
     return [(t, m) for t, manifest in test_manifests.items() for m in modes
-            if (have.get((t, m)) or (None,))[0] != manifest]
+            if (t, m) not in have or have[(t, m)][0].get("test_manifest") != manifest
+            or (version is not None and have[(t, m)][0].get("eval_version") != version)]
 
 
 def _is_this_project(top: Path) -> bool:

@@ -46,8 +46,8 @@ def _paired(a: pd.Series, b: pd.Series, confidence: float) -> dict:
     d = d[~np.isnan(d)]
     c = mean_ci(d, confidence)
     dof = float(c["n"] - 1) if c["n"] >= 2 else NAN
-    p = stats.ttest_1samp(d, 0.0).pvalue if c["n"] >= 2 and c["sem"] > 0 else _t_pvalue(c["mean"], c["sem"], dof)
-    return {"test": "paired t", "n": c["n"], "diff": c["mean"], "ci95": c["ci95"], "df": dof, "p": float(p)}
+    return {"test": "paired t", "n": c["n"], "diff": c["mean"], "ci95": c["ci95"], "df": dof,
+            "p": _t_pvalue(c["mean"], c["sem"], dof)}
 
 
 def _welch(a: pd.Series, b: pd.Series, confidence: float) -> dict:

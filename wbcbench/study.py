@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
-from .collect import load_runs
+from .collect import load_runs, resolve_dir
 from .errors import WbcError
 from .grids import get_grid, model_names
 from .stats import compare, holm
@@ -77,11 +77,16 @@ VERDICT_COLUMNS = ["claim", "statement", "kind", "a", "mode_a", "b", "mode_b", "
                    "accuracy_a", "accuracy_b", "majority", "top_share_a", "top_share_b"]
 
 
+# what the verdict reads of a collect() table
+_NUMERIC = (*STUDY_METRICS, "top_prediction_share", "majority_baseline")
+_RUN_COLUMNS = ["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir", *_NUMERIC]
+
+
 def grid_runs(runs: pd.DataFrame, grid: str = GRID) -> pd.DataFrame:
     """The rows of a collect() table that the verdict counts: the grid's models, profile, training set and
     seeds (runs of models no longer in the grid are shown in tables, never tested)."""
     if runs is None or not len(runs):
-        return pd.DataFrame(columns=["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir"])
+        return pd.DataFrame(columns=_RUN_COLUMNS)
     g = get_grid(grid)
     keep = (runs["model"].isin(model_names(g["models"])) & (runs["profile"] == g["profile"])
             & (runs["train"] == g["train"]) & runs["seed"].isin(g["seeds"]))
@@ -107,14 +112,11 @@ def _side(runs: pd.DataFrame, model: str, mode: str, test: str, kind: str) -> pd
     g = runs[(runs["model"] == model) & (runs["eval_mode"] == mode)]
     on = g[g["test_set"] == test].set_index("run_dir")
     src = g[g["test_set"] == IN_DOMAIN].set_index("run_dir").reindex(on.index)
-    num = {c: pd.to_numeric(on[c], errors="coerce") for c in (*STUDY_METRICS, "top_prediction_share",
-                                                               "majority_baseline") if c in on}
+    num = {c: pd.to_numeric(on[c], errors="coerce") for c in _NUMERIC}
     out = pd.DataFrame({"seed": on["seed"], "score": num[PRIMARY_METRIC], "accuracy": num["accuracy"],
-                        "top_share": num.get("top_prediction_share", float("nan")),
-                        "majority": num["majority_baseline"]}, index=on.index)
+                        "top_share": num["top_prediction_share"], "majority": num["majority_baseline"]})
     for m in (PRIMARY_METRIC, *BESIDE_METRICS):
-        v = num.get(m, pd.Series(float("nan"), index=on.index))
-        out[f"q_{m}"] = pd.to_numeric(src[m], errors="coerce") - v if kind == ROBUSTNESS else v
+        out[f"q_{m}"] = pd.to_numeric(src[m], errors="coerce") - num[m] if kind == ROBUSTNESS else num[m]
     return out.dropna(subset=[f"q_{PRIMARY_METRIC}"])
 
 
@@ -124,12 +126,14 @@ def _by_seed(side: pd.DataFrame) -> pd.DataFrame:
 
 def _is_uninformative(sides) -> bool:
     """The plan's rule: every evaluation in the comparison has mean accuracy not above the majority-class
-    accuracy and, on average over seeds, more than half of the images in one predicted class."""
+    accuracy and, on average over seeds, more than half of the images in one predicted class (the class its
+    predictions put most images into, seed by seed). An unknown share (no predictions.csv) is not > half."""
     return all(s["accuracy"].mean() <= s["majority"].mean() and s["top_share"].mean() > ONE_CLASS_SHARE
                for s in sides)
 
 
 def _comparison(runs: pd.DataFrame, claim: Claim, a: str, ma: str, b: str, mb: str, test: str) -> dict:
+    """One row of verdict_table before Holm: the pairs, the paired test and what is shown beside it."""
     sa, sb = _side(runs, a, ma, test, claim.kind), _side(runs, b, mb, test, claim.kind)
     if claim.kind == TEST_TIME:  # paired by run, then a seed run twice counts once
         both = sa.index.intersection(sb.index)
@@ -221,7 +225,7 @@ def comparison_sentence(r) -> str:
     head = f"{r['label_a']} vs {r['label_b']} on {r['test_set']}: **{r['word']}**"
     unit = "seeds" if r["kind"] == ROBUSTNESS else "runs"
     if r["word"] == "undetermined":
-        return f"{head} ({r['n']} paired {unit}; the test needs {MIN_PAIRS})."
+        return f"{head} ({r['n']} paired {unit[:-1] if r['n'] == 1 else unit}; the test needs {MIN_PAIRS})."
     if r["kind"] == ROBUSTNESS:
         what = (f"drop from {IN_DOMAIN} {_pp(r['drop_a'])[1:]} vs {_pp(r['drop_b'])[1:]}, effect {_pp(r['effect'])} "
                 f"(positive: {r['a']} loses less), {_interval(r)}; on {r['test_set']} itself "
@@ -336,7 +340,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="results/cpu", help="the study's run folders (default: results/cpu)")
     a = p.parse_args(argv)
     try:
-        if not Path(a.runs).is_dir():
+        if not resolve_dir(a.runs).is_dir():
             raise WbcError(f"run folder {a.runs} does not exist")
         changed = update_readme(a.readme, a.runs)
     except WbcError as e:

@@ -11,27 +11,24 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import torchvision
 from tqdm.auto import tqdm
 
-from . import __version__, models, rundir
+from . import models, rundir
 from .atomic import atomic_path, remove_stale_temp, write_csv, write_json
 from .bn import has_adaptable_bn
 from .cache import load_dataset
 from .classes import NUM_CLASSES
 from .datasets import balanced_indices, get_dataset, parse_test_sets
+from .environment import environment
 from .errors import WbcError
-from .evaluate import STANDARD, autocast_for, evaluate_all, parse_adapt
+from .evaluate import EVAL_VERSION, STANDARD, autocast_for, evaluate_all, parse_adapt
 from .loader import BatchLoader, epoch_rng, mixup
 from .profiles import check_seed, get_profile
 from .verify import file_digest
@@ -98,19 +95,6 @@ def make_optimizer(net, hp: dict, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
 
 
-def environment() -> dict:
-    """Library versions, platform and thread count: what besides the config can change float results."""
-    versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-                "torchvision": torchvision.__version__, "wbcbench": __version__}
-    for dist in ("timm", "pandas"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {"versions": versions, "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-
-
 def _weights_record(weights) -> dict:
     """model_kwargs recording a local ImageNet weights file (offline stand-in for the hub download): its
     name and sha256, never where it lies, since the hash is its identity."""
@@ -143,7 +127,8 @@ def build_config(model, profile, seed, train_set, test_sets, adapt, overrides, d
         if size_option in spec.options:
             model_kwargs[size_option] = hp["crop_size"]
     return {
-        "identity": rundir.IDENTITY, "model": model, "model_kwargs": model_kwargs, "profile": profile,
+        "identity": rundir.IDENTITY, "train_version": rundir.TRAIN_VERSION, "model": model,
+        "model_kwargs": model_kwargs, "profile": profile,
         "hparams": hp, "seed": seed, "train": train_set, "train_manifest": train_ds.manifest_hash(),
         "test": tests, "test_manifests": test_manifests, "adapt": methods,
     }
@@ -214,7 +199,7 @@ def _read_record(run_dir: Path) -> dict:
 def _todo(run_dir, record, manifests: dict, methods) -> list[tuple[str, str]]:
     """Evaluations missing in a finished run (test-time methods only where the record says they apply)."""
     modes = [STANDARD] + ([] if record.get("adaptable_bn") is False else list(methods))
-    return rundir.missing_evaluations(run_dir, manifests, modes)
+    return rundir.missing_evaluations(run_dir, manifests, modes, EVAL_VERSION)
 
 
 def add_evaluations(run_dir, test_sets, adapt=(), device=None, data_root=None, progress: bool = False) -> dict:
@@ -264,9 +249,7 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, de
 
     if not model_path.exists():
         ds, images = load_dataset(config["train"], data_root, hp["stored_size"], progress=bars)
-        idx = (balanced_indices(ds.labels, hp["train_subset_per_class"], seed=0)
-               if hp.get("train_subset_per_class") else np.arange(len(ds)))
-        _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet, bars)
+        _fit(net, ds, images, train_subset(ds.labels, hp, seed), config, run_dir, dev, resume, quiet, bars)
         torch_save(model_path, {"state_dict": net.state_dict(), "wbc_config": _plain(net.wbc_config),
                                 "config": _plain(config)})
         ckpt_path.unlink(missing_ok=True)
@@ -275,6 +258,13 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, de
     evaluate_all(net, config, run_dir, dev, data_root, quiet=not bars)
     rundir.mark_done(run_dir)
     return run_dir
+
+
+def train_subset(labels, hp: dict, seed: int) -> np.ndarray:
+    """Positions of the training images: `train_subset_per_class` per class (all when None), drawn with the
+    run's seed, so seeds differ in their data too (issue 10; seed 0 draws what every run drew before)."""
+    per_class = hp.get("train_subset_per_class")
+    return balanced_indices(labels, per_class, seed=seed) if per_class else np.arange(len(labels))
 
 
 def _read_state(path: Path, dev, keys) -> dict:
