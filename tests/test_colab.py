@@ -276,4 +276,5 @@ def test_simulated_colab_runs_notebooks_02_and_03(tmp_path, data_root, httpserve
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"working in {clone}" in r.stdout and "pbc: already present" in r.stdout, r.stdout
     assert sorted(p.name for p in work.iterdir()) == [colab.CLONE]
-    assert log.read_text().splitlines() == [str(python)] * 3  # two kernels and the restarted cell
+    kernels = log.read_text().splitlines()  # two kernels and the restarted cell, plus their subprocesses
+    assert len(kernels) >= 3 and set(kernels) == {str(python)}

@@ -266,7 +266,7 @@ def test_verdict_on_the_committed_runs(committed):
         w = g.pivot(index="seed", columns="test_set", values=study.PRIMARY_METRIC)
         per_seed[m] = w["pbc:test"] - w["lisc"]
     assert r["effect"] == pytest.approx((per_seed["resnet18_bn"] - per_seed["resnet18_gn"]).mean())
-    assert r["p"] == pytest.approx(stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue)
+    assert r["p"] == pytest.approx(stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue, nan_ok=True)
     # the share of the most-predicted class agrees with the confusion matrix's column sums
     for row in committed.sample(20, random_state=0).itertuples():
         cm = np.asarray(study_tables._metrics(row.eval_dir)["confusion"])

@@ -116,8 +116,8 @@ def probabilities(net, method: str, images: np.ndarray, hp: dict, device, quiet:
     """(N, classes) softmax of `net` on the centre crops of `images`, after adapting to them with `method`."""
     if method != evaluate.STANDARD:
         net = _ADAPTERS[method](net, images, hp, device)
-    return evaluate.predict(net, evaluate.eval_loader(net, images, _no_labels(images), hp, device), device, quiet,
-                            "predict")
+    return evaluate.predict(net.eval(), evaluate.eval_loader(net, images, _no_labels(images), hp, device), device,
+                            quiet, "predict")
 
 
 def predict_folder(checkpoint, folder, adapt=None, device=None, quiet: bool = True) -> pd.DataFrame:
