@@ -80,10 +80,14 @@ def adabn(model: nn.Module, batches) -> nn.Module:
     earlier layer normalising with the whole set's mean and biased variance (as train mode does). The
     result does not depend on the order, batch size or class composition of `batches`.
 
-    `batches`: the target domain's input tensors, one batch or several. One batch is that forward pass.
+    `batches`: the target domain's input tensors (a list or another re-iterable), one batch or several.
+    One batch is that forward pass, by BN's own train-mode kernel in float32: measured against float64, on
+    a channels_last CPU tensor of 3099 images its variances are off by up to 8e-4 (relative; 2e-7 in
+    contiguous memory), which moved 1 of 3099 EfficientNet-Lite0 predictions on pbc:test and none on LISC.
     Several are read once per BN layer, in the order the layers run, each pass stopped at its layer and
-    accumulated exactly (float64): cost about (number of BN layers)/2 forward passes instead of one, for a
-    set too large to go through the network as one batch. Other layers (dropout) stay in eval mode."""
+    combined in float64 (within 3e-7 of float64 in both layouts): about (number of BN layers)/2 forward
+    passes instead of one (ResNet-18, pbc:test at 48 px on 2 CPU threads: 45 s instead of 9 s), for a set
+    too large to go through the network as one batch. Other layers (dropout) stay in eval mode."""
     model = copy.deepcopy(model).eval()
     layers = [m for _, m in bn_layers(model)]
     if not layers:
