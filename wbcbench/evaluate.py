@@ -30,7 +30,8 @@ from . import bn, rundir
 from .atomic import write_csv, write_json
 from .cache import load_dataset, load_images
 from .classes import CLASSES
-from .datasets import balanced_indices, get_dataset
+from .datasets import get_dataset
+from .domains import domain_sample
 from .errors import WbcError
 from .loader import BatchLoader
 from .metrics import compute_metrics
@@ -115,12 +116,18 @@ def predict(forward, loader: BatchLoader, device, quiet: bool = True, desc: str 
     return p
 
 
+def probability_table(paths, p: np.ndarray) -> pd.DataFrame:
+    """One row per image: path, predicted class, p_<class> for every class (wbcbench.classes order)."""
+    table = pd.DataFrame({"path": list(paths), "prediction": [CLASSES[i] for i in p.argmax(1)]})
+    for i, c in enumerate(CLASSES):
+        table[f"p_{c}"] = p[:, i]
+    return table
+
+
 def score(ds, p: np.ndarray) -> tuple[dict, pd.DataFrame]:
     """(metrics, predictions table with one row per image in dataset order) of probabilities `p`."""
-    preds = pd.DataFrame({"path": list(ds.paths), "label": [CLASSES[i] for i in ds.labels],
-                          "prediction": [CLASSES[i] for i in p.argmax(1)]})
-    for i, c in enumerate(CLASSES):
-        preds[f"p_{c}"] = p[:, i]
+    preds = probability_table(ds.paths, p)
+    preds.insert(1, "label", [CLASSES[i] for i in ds.labels])
     return compute_metrics(ds.labels, p), preds
 
 
@@ -154,22 +161,32 @@ def adabn_batches(net: nn.Module, images, labels, hp: dict, device):
     return _Inputs(eval_loader(net, images, labels, hp, device))
 
 
+def method_probabilities(net: nn.Module, method: str, images, hp: dict, device, seed: int = 0, quiet: bool = True,
+                         desc: str = "eval", labels=None) -> np.ndarray:
+    """Softmax probabilities (N, classes) of `net` on the centre crops of `images` with test-time method
+    `method` (or STANDARD), adapting to these images only; labels are never used (`labels`, when given,
+    only ride along in the loader). The one definition of every method: evaluation and `predict` use it."""
+    labels = np.zeros(len(images), np.int64) if labels is None else labels
+    if method == STANDARD:
+        return predict(net.eval(), eval_loader(net, images, labels, hp, device), device, quiet, desc)
+    if method == "adabn":
+        adapted = bn.adabn(net, adabn_batches(net, images, labels, hp, device))
+        return predict(adapted.eval(), eval_loader(adapted, images, labels, hp, device), device, quiet, desc)
+    order = batch_order(len(images), seed)
+    if method == "batch_stats":
+        adapted = bn.test_time_bn(net)
+        return predict(adapted.eval(), eval_loader(adapted, images, labels, hp, device, order), device, quiet, desc)
+    if method == "tent":  # fp32: no autocast, so no gradient scaler is needed on CUDA
+        loader = eval_loader(net, images, labels, hp, device, order)
+        return predict(bn.Tent(net).step, loader, device, quiet, desc, amp=False)
+    raise WbcError(f"unknown test-time method {method!r}; choose from {', '.join(ADAPT_METHODS)}")
+
+
 def evaluate_method(net: nn.Module, method: str, ds, images, hp: dict, device, seed: int = 0,
                     quiet: bool = True) -> tuple[dict, pd.DataFrame]:
     """(metrics, predictions) of `net` on `ds` with test-time method `method` (or STANDARD)."""
-    desc = f"eval {ds.name}@{method}"
-    if method == STANDARD:
-        return evaluate_model(net, ds, images, hp, device, quiet, desc)
-    if method == "adabn":
-        adapted = bn.adabn(net, adabn_batches(net, images, ds.labels, hp, device))
-        return evaluate_model(adapted, ds, images, hp, device, quiet, desc)
-    order = batch_order(len(ds), seed)
-    if method == "batch_stats":
-        return evaluate_model(bn.test_time_bn(net), ds, images, hp, device, quiet, desc, order)
-    if method == "tent":  # fp32: no autocast, so no gradient scaler is needed on CUDA
-        loader = eval_loader(net, images, ds.labels, hp, device, order)
-        return score(ds, predict(bn.Tent(net).step, loader, device, quiet, desc, amp=False))
-    raise WbcError(f"unknown test-time method {method!r}; choose from {', '.join(ADAPT_METHODS)}")
+    p = method_probabilities(net, method, images, hp, device, seed, quiet, f"eval {ds.name}@{method}", ds.labels)
+    return score(ds, p)
 
 
 def applicable(net: nn.Module, methods) -> list[str]:
@@ -224,9 +241,8 @@ def evaluate_all(net: nn.Module, config: dict, run_dir: Path | None, device, dat
 
 
 def _domain(name, hp, data_root=None, per_class=None):
-    ds = get_dataset(name, data_root)
-    if per_class:
-        ds = ds.subset(balanced_indices(ds.labels, per_class), name=f"{name}[{per_class}/class]")
+    """A domain (or its class-balanced sample of `per_class` images per class) and its decoded images."""
+    ds = domain_sample(name, per_class, data_root) if per_class else get_dataset(name, data_root)
     return ds, load_images(ds, hp["stored_size"])
 
 

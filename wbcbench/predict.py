@@ -3,7 +3,7 @@
 
 The images go through exactly the evaluation's preprocessing (cache.decode at the run's stored size, the
 centre crop and normalisation of evaluate.eval_loader), so a file gets the probabilities it gets in the
-run's own evaluation. With `--adapt adabn` the BN statistics are re-estimated on these images alone: the
+run's own evaluation. With `--adapt adabn` (or `tent`) the network adapts to these images alone: the
 point is a new lab whose stain and scanner the training set never saw. Every file is decoded before
 anything is predicted; files that cannot be read are all named in one error and no CSV is written.
 """
@@ -31,22 +31,9 @@ NOT_DEPLOYABLE = ("batch_stats",)
 _LISTED = 30  # bad files named in the error; the rest are counted
 
 
-def _no_labels(images) -> np.ndarray:
-    return np.zeros(len(images), np.int64)  # the loader carries labels; there are none, and none are used
-
-
-def _adabn(net, images, hp, device):
-    return bn.adabn(net, (b.x for b in evaluate.eval_loader(net, images, _no_labels(images), hp, device)))
-
-
-# How each method adapts a network to unlabelled images. TODO(C1): evaluate.method_probabilities (requested)
-# replaces this table, so that evaluation and predict share one definition of every method, tent included.
-_ADAPTERS = {"adabn": _adabn}
-
-
 def predict_methods() -> tuple[str, ...]:
     """The test-time methods `predict --adapt` offers: evaluate's, less the batch-dependent ones."""
-    return tuple(m for m in evaluate.ADAPT_METHODS if m in _ADAPTERS and m not in NOT_DEPLOYABLE)
+    return tuple(m for m in evaluate.ADAPT_METHODS if m not in NOT_DEPLOYABLE)
 
 
 def check_method(adapt) -> str:
@@ -112,14 +99,6 @@ def check_out(out) -> Path:
     return path
 
 
-def probabilities(net, method: str, images: np.ndarray, hp: dict, device, quiet: bool = True) -> np.ndarray:
-    """(N, classes) softmax of `net` on the centre crops of `images`, after adapting to them with `method`."""
-    if method != evaluate.STANDARD:
-        net = _ADAPTERS[method](net, images, hp, device)
-    return evaluate.predict(net.eval(), evaluate.eval_loader(net, images, _no_labels(images), hp, device), device,
-                            quiet, "predict")
-
-
 def predict_folder(checkpoint, folder, adapt=None, device=None, quiet: bool = True) -> pd.DataFrame:
     """One row per image under `folder`: path, prediction, p_<class> for every class of wbcbench.classes."""
     method = check_method(adapt)
@@ -128,15 +107,13 @@ def predict_folder(checkpoint, folder, adapt=None, device=None, quiet: bool = Tr
     if method != evaluate.STANDARD and not bn.has_adaptable_bn(net):
         raise WbcError(f"--adapt {method}: model {cfg['model']} has no batch-norm statistics to adapt")
     hp = cfg["hparams"]
-    p = probabilities(net, method, decode_images(folder, paths, hp["stored_size"], quiet), hp, dev, quiet)
-    table = pd.DataFrame({"path": paths, "prediction": [CLASSES[i] for i in p.argmax(1)]})
-    for i, c in enumerate(CLASSES):
-        table[f"p_{c}"] = p[:, i]
-    return table
+    images = decode_images(folder, paths, hp["stored_size"], quiet)
+    return evaluate.probability_table(paths, evaluate.method_probabilities(net, method, images, hp, dev, quiet=quiet,
+                                                                           desc="predict"))
 
 
 def main_predict(checkpoint, images, out, adapt=None, device=None, quiet: bool = False) -> int:
-    """CLI: `wbcbench predict --checkpoint C --images DIR [--adapt adabn] --out preds.csv`."""
+    """CLI: `wbcbench predict --checkpoint C --images DIR [--adapt adabn|tent] --out preds.csv`."""
     check_method(adapt)
     path = check_out(out)
     table = predict_folder(checkpoint, images, adapt, device, quiet)

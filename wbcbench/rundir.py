@@ -35,7 +35,7 @@ IDENTITY = 2  # config.json key "identity": how the run name is derived (absent:
 TRAIN_VERSION = 1
 TRAIN_KEYS = ("identity", "train_version", "model", "model_kwargs", "profile", "hparams", "seed", "train",
               "train_manifest")
-# Runs written before identity 2 (all of results/ until the grid is rerun) hashed their evaluations too.
+# Runs written before identity 2 (results/cpu-pilot) hashed their evaluations too.
 LEGACY_KEYS = ("model", "model_kwargs", "profile", "hparams", "seed", "train", "test", "adabn", "train_manifest")
 
 

@@ -178,7 +178,8 @@ def run(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train
     config = build_config(model, profile, seed, train_set, test_sets, adapt, overrides, data_root, weights)
     run_dir = Path(out) / rundir.run_name(config)
     if rundir.is_done(run_dir):
-        added = add_evaluations(run_dir, config["test"], config["adapt"], str(dev), data_root, progress=bars)
+        added = add_evaluations(run_dir, config["test"], config["adapt"], str(dev), data_root, progress=bars,
+                                manifests=config["test_manifests"])
         if not quiet:
             print(f"already done: {run_dir}" + (f" (added {', '.join(added)})" if added else ""))
         return run_dir
@@ -202,13 +203,16 @@ def _todo(run_dir, record, manifests: dict, methods) -> list[tuple[str, str]]:
     return rundir.missing_evaluations(run_dir, manifests, modes, EVAL_VERSION)
 
 
-def add_evaluations(run_dir, test_sets, adapt=(), device=None, data_root=None, progress: bool = False) -> dict:
+def add_evaluations(run_dir, test_sets, adapt=(), device=None, data_root=None, progress: bool = False,
+                    manifests: dict | None = None) -> dict:
     """Evaluate the finished run in `run_dir` on each of `test_sets` with each method of `adapt` where
     that evaluation is missing or was computed on other data (manifest hash), without training, and record
-    them in its config.json. Needs the run's model.pt. Returns {folder name: metrics} of what was added."""
+    them in its config.json. Needs the run's model.pt. Returns {folder name: metrics} of what was added.
+    `manifests`: the test sets' manifest hashes when the caller has them already (build_config does)."""
     run_dir = Path(run_dir)
     tests, methods = parse_test_sets(test_sets), parse_adapt(adapt)
-    manifests = {t: get_dataset(t, data_root).manifest_hash() for t in tests}
+    if manifests is None:
+        manifests = {t: get_dataset(t, data_root).manifest_hash() for t in tests}
     if not _todo(run_dir, _read_record(run_dir), manifests, methods):
         return {}
     net, cfg, dev = load_model(run_dir, device)
