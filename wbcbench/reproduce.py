@@ -12,11 +12,10 @@ import pandas as pd
 import torch
 
 from .collect import resolve_dir
-from .errors import WbcError
 from .evaluate import eval_dir_name
 from .profiles import PROFILES
 from .rundir import adapt_methods, evaluations, is_done
-from .train import run
+from .train import read_record, run
 
 
 def train_args(config: dict) -> dict:
@@ -30,14 +29,6 @@ def train_args(config: dict) -> dict:
                 adapt=adapt_methods(config), weights=(config.get("model_kwargs") or {}).get("weights"), **overrides)
 
 
-def _record(run_dir) -> dict:
-    path = Path(run_dir) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise WbcError(f"cannot read the run record {path}: {e}") from None
-
-
 def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None, quiet: bool = True,
               weights=None, test_sets=None) -> Path:
     """Train again, here, the run recorded in `run_dir`/config.json, into `out` (a finished copy there is
@@ -45,7 +36,7 @@ def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None
     byte-identical results are expected only on a host of the recorded class. `weights`: where the
     recorded weights file lies on this machine, if the run had one. `test_sets`: evaluate only these (a
     cheaper check: training is the same). Compare the two runs with `compare_runs`."""
-    config = _record(run_dir)
+    config = read_record(run_dir)
     args = train_args(config)
     if weights is not None:
         args["weights"] = weights

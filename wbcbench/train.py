@@ -159,7 +159,7 @@ def run_state(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0,
     run_dir = Path(out) / rundir.run_name(config)
     if not rundir.is_done(run_dir):
         return run_dir, "train"
-    todo = _todo(run_dir, _read_record(run_dir), config["test_manifests"], config["adapt"])
+    todo = _todo(run_dir, read_record(run_dir), config["test_manifests"], config["adapt"])
     return run_dir, "evaluate" if todo else "done"
 
 
@@ -189,7 +189,8 @@ def run(model: str = "resnet18_bn", profile: str = "smoke", seed: int = 0, train
         return _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, deterministic)
 
 
-def _read_record(run_dir: Path) -> dict:
+def read_record(run_dir) -> dict:
+    """A run directory's config.json, or a WbcError naming it."""
     path = Path(run_dir) / "config.json"
     try:
         return json.loads(path.read_text())
@@ -213,11 +214,11 @@ def add_evaluations(run_dir, test_sets, adapt=(), device=None, data_root=None, p
     tests, methods = parse_test_sets(test_sets), parse_adapt(adapt)
     if manifests is None:
         manifests = {t: get_dataset(t, data_root).manifest_hash() for t in tests}
-    if not _todo(run_dir, _read_record(run_dir), manifests, methods):
+    if not _todo(run_dir, read_record(run_dir), manifests, methods):
         return {}
     net, cfg, dev = load_model(run_dir, device)
     with rundir.claim(run_dir):
-        record = _read_record(run_dir)
+        record = read_record(run_dir)
         todo = set(_todo(run_dir, record, manifests, methods))  # again, under the lock
         added = evaluate_all(net, dict(cfg, test=tests, adapt=methods), run_dir, dev, data_root, not progress, todo)
         if record.get("identity") is not None:  # a legacy record's name hashes its test list: left as it is
