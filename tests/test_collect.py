@@ -34,6 +34,16 @@ def test_collect_counts_finished_runs_only(tmp_path):
     assert only.empty
 
 
+def test_a_run_with_one_unreadable_evaluation_is_skipped_whole(tmp_path):
+    """A finished run counts whole or not at all: rows of its readable evaluations must not stay in the
+    table while the run is listed as skipped (the verdict would pair seeds on half a run)."""
+    bad = write_run(tmp_path, "resnet18_bn", 0, {"bccd": (0.5, eye(1)), "lisc": (0.6, eye(2))})
+    (bad / "eval" / "lisc" / "metrics.json").write_text("{")
+    df, skipped = collect(tmp_path)
+    assert df.empty
+    assert [run for run, _ in skipped] == [str(bad)]
+
+
 def test_resolve_dir_falls_back_to_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_dir("results/cpu") == REPO_ROOT / "results" / "cpu"

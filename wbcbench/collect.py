@@ -63,13 +63,15 @@ def collect(root) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     if not Path(root).is_dir():
         raise WbcError(f"run folder {root} does not exist" if not Path(root).exists() else f"{root} is not a folder")
     rows, skipped = [], []
-    for cfg_path in sorted(Path(root).rglob("config.json")):
-        run = cfg_path.parent
+    for run, cfg in run_records(root):
         if not is_done(run):
             skipped.append((str(run), "unfinished (no done marker)"))
             continue
+        if cfg is None:
+            skipped.append((str(run), "unreadable: config.json is not a readable JSON object"))
+            continue
+        run_rows = []  # a run counts whole or not at all: an unreadable evaluation skips all of it
         try:
-            cfg = json.loads(cfg_path.read_text())
             for m_path in sorted((run / "eval").glob("*/metrics.json")):
                 m = json.loads(m_path.read_text())
                 row = {"model": cfg["model"], "profile": cfg["profile"], "seed": cfg["seed"],
@@ -79,9 +81,11 @@ def collect(root) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
                 row["top_prediction_share"] = top_prediction_share(m_path.parent)
                 row.update(commit=(cfg.get("code") or {}).get("commit"), device=cfg.get("device"),
                            run_dir=str(run), eval_dir=str(m_path.parent))
-                rows.append(row)
+                run_rows.append(row)
         except (OSError, ValueError, KeyError) as e:
             skipped.append((str(run), f"unreadable: {type(e).__name__}: {e}"))
+            continue
+        rows.extend(run_rows)
     return pd.DataFrame(rows), skipped
 
 

@@ -20,7 +20,7 @@ from .reproduce import train_args
 from .rundir import adapt_methods, evaluations, is_done
 from .stats import mean_ci
 from .study import IN_DOMAIN, PRIMARY_METRIC, RETIRED_MODELS, SHIFTED_DOMAINS, STUDY_MODELS
-from .tables import STANDARD, ordered, row_label, sort_rows, wide_table
+from .tables import STANDARD, label_by_domain, ordered, row_label, sort_rows, wide_table
 
 
 def normalisation_table(summary: pd.DataFrame, models=STUDY_MODELS, metric: str = PRIMARY_METRIC) -> pd.DataFrame:
@@ -61,11 +61,9 @@ def method_gains(df: pd.DataFrame, method: str = "adabn", metric: str = PRIMARY_
             on = g[g["test_set"] == t]
             d = (_num(on[on["eval_mode"] == method], metric) - _num(on[on["eval_mode"] == STANDARD], metric)).dropna()
             if len(d):
-                c = mean_ci(d.groupby(seed.reindex(d.index).to_numpy()).mean().tolist())
-                half = 0.0 if math.isnan(c["ci95"]) else c["ci95"]
+                c = mean_ci(d.groupby(seed.reindex(d.index).to_numpy()).mean().tolist())  # ci95 nan for 1 seed
                 rows.append({"model": m, "method": method, "test_set": t, "gain": c["mean"],
-                             "lo": c["mean"] - half if c["n"] > 1 else float("nan"),
-                             "hi": c["mean"] + half if c["n"] > 1 else float("nan"), "seeds": c["n"]})
+                             "lo": c["mean"] - c["ci95"], "hi": c["mean"] + c["ci95"], "seeds": c["n"]})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -75,11 +73,9 @@ def gain_table(gains: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     cells = [f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo) else f"{d * 100:+.1f} (no CI)"
              for d, lo, hi in zip(gains["gain"], gains["lo"], gains["hi"])]
-    g = gains.assign(cell=cells, label=[row_label(m, e) for m, e in zip(gains["model"], gains["method"])])
-    wide = g.pivot_table(index="label", columns="test_set", values="cell", aggfunc="first", sort=False)
-    wide = wide[ordered(wide.columns)]
+    g = gains.assign(label=[row_label(m, e) for m, e in zip(gains["model"], gains["method"])])
+    wide = label_by_domain(g, cells)
     wide.insert(0, "seeds", g.groupby("label", sort=False)["seeds"].min().reindex(wide.index).to_numpy())
-    wide.index.name, wide.columns.name = "model", None
     return wide
 
 

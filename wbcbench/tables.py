@@ -80,20 +80,26 @@ def wide_table(summary: pd.DataFrame, metric: str = "accuracy", seeds: bool = Fa
     baseline; with `seeds`, a first column with each row's number of seeds. Missing cells are '–'."""
     if summary is None or not len(summary):
         return pd.DataFrame()
-    s = summary.assign(cell=[fmt_ci(m, c, n) for m, c, n in
-                             zip(summary[f"{metric}_mean"], summary[f"{metric}_ci95"], summary["seeds"])])
-    wide = s.pivot_table(index="label", columns="test_set", values="cell", aggfunc="first", sort=False)
-    wide = wide[ordered(wide.columns)].reindex(list(dict.fromkeys(s["label"])))
-    base = s.groupby("test_set")["majority_baseline"].first()
+    wide = label_by_domain(summary, [fmt_ci(m, c, n) for m, c, n in
+                                     zip(summary[f"{metric}_mean"], summary[f"{metric}_ci95"], summary["seeds"])])
+    base = summary.groupby("test_set")["majority_baseline"].first()
     baseline = [f"{base[t] * 100:.1f}" for t in wide.columns]
     if seeds:
-        n = s.groupby("label")["seeds"].max()
+        n = summary.groupby("label")["seeds"].max()
         wide.insert(0, "seeds", [int(n[lab]) for lab in wide.index])
         baseline = ["–", *baseline]
     wide.loc["majority baseline"] = baseline
-    wide.index.name = "model"
-    wide.columns.name = None
     return wide.fillna("–")
+
+
+def label_by_domain(rows: pd.DataFrame, cells) -> pd.DataFrame:
+    """`cells` (one per row of `rows`) as a table: rows = the rows' `label` in order of appearance (index
+    named "model"), columns = their `test_set` in domain order; a missing cell is NaN."""
+    wide = rows.assign(cell=list(cells)).pivot_table(index="label", columns="test_set", values="cell",
+                                                     aggfunc="first", sort=False)
+    wide = wide[ordered(wide.columns)].reindex(list(dict.fromkeys(rows["label"])))
+    wide.index.name, wide.columns.name = "model", None
+    return wide
 
 
 def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
