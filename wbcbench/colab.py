@@ -151,7 +151,7 @@ def write(notebooks: list[Path] | None = None, data: list[str] | None = None, co
         subprocess.run([sys.executable, "-m", "jupytext", "-q", "--to", "ipynb", "--update", str(p)], check=True)
         if ipynb.read_bytes() != before:
             changed.append(ipynb)
-    if config.exists() and (new := update_config(config.read_text())) != config.read_text():
+    if config.exists() and (new := update_config(text := config.read_text())) != text:
         atomic.write_text(config, new)
         changed.append(config)
     return changed

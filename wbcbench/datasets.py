@@ -133,10 +133,6 @@ def read_manifest(folder: Path, name: str | None = None, check_files: bool = Tru
     return Dataset(name or str(folder), folder, paths, labels, md5s)
 
 
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
 def walk_images(top: Path, ancestors: tuple[tuple[int, int], ...]) -> list[Path]:
     """Image files under `top`, recursively and sorted, following symlinks but refusing loops and
     dangling links (they would otherwise hang the scan or silently drop images)."""
@@ -162,7 +158,7 @@ def walk_images(top: Path, ancestors: tuple[tuple[int, int], ...]) -> list[Path]
             raise WbcError(f"cannot read {p}: {err.strerror or err}") from None
         if stat.S_ISDIR(mode):
             out.extend(walk_images(p, ancestors))
-        elif stat.S_ISREG(mode) and _is_image(e.name):
+        elif stat.S_ISREG(mode) and e.name.lower().endswith(IMAGE_EXTENSIONS):
             out.append(p)
     return out
 
@@ -313,8 +309,7 @@ def list_datasets(data_root: str | os.PathLike | None = None):
             ds = None
         if ds is None:
             available = "no"
-        elif ((spec.expected_counts is not None and ds.class_counts() != spec.expected_counts)
-              or (spec.expected_total is not None and len(ds) != spec.expected_total)):
+        elif spec.count_mismatch(ds.class_counts()) or not spec.total_ok(len(ds)):
             available = f"yes ({len(ds)} images, registry says {spec.expected_total}: run verify)"
         else:
             available = "yes"

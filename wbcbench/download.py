@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from .datasets import MANIFEST
+from .datasets import MANIFEST, MANIFEST_COLUMNS
 from .errors import WbcError, unknown
 from .paths import data_root as _data_root
 from .sources import DATASETS
@@ -270,7 +270,7 @@ def _build(root: Path, folder: str, zip_path: Path, archive: Archive, entries: l
         if entries[0].label:
             with open(tmp / MANIFEST, "w", newline="") as f:
                 w = csv.writer(f, lineterminator="\n")
-                w.writerow(["path", "label", "md5", "source"])
+                w.writerow([*MANIFEST_COLUMNS, "source"])
                 w.writerows((e.path, e.label, e.md5, f"{archive.origin}:{e.member}") for e in entries)
         os.rename(tmp, root / folder)
     except BaseException as e:

@@ -16,7 +16,7 @@ from .datasets import parse_test_sets
 from .errors import WbcError, unknown
 from .evaluate import parse_adapt
 from .paths import REPO_ROOT
-from .profiles import check_seed, check_setting, get_profile, setting_args
+from .profiles import PROFILES, check_seed, check_setting, get_profile, setting_args
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "02_train_one_run.ipynb"
 KERNEL = "python3"
@@ -27,7 +27,7 @@ KERNEL = "python3"
 # so a wrong value fails there with a message naming it.
 PARAMETERS = (
     ("model", (str,), "a registered model name (wbcbench models)"),
-    ("profile", (str,), "a training profile: paper, cpu or smoke"),
+    ("profile", (str,), f"a training profile: {', '.join(PROFILES)}"),
     ("seed", (int,), "an integer"),
     ("train", (str,), "a dataset name or ImageFolder path"),
     ("test", (str, list, tuple), "comma-separated dataset names or paths"),
@@ -76,9 +76,9 @@ def check_parameters(**params) -> dict:
 
 
 def with_legacy_adabn(adapt, adabn: bool = False) -> list[str]:
-    """Test-time methods from `adapt`, plus AdaBN for the deprecated `adabn=True` (notebook parameter,
-    CLI flag) that older commands and executed notebooks still hold."""
-    return parse_adapt([*parse_adapt(adapt), *(["adabn"] if adabn else [])])
+    """Test-time methods from `adapt`, plus those of the deprecated `adabn` flag (notebook parameter, CLI
+    flag) that older commands and executed notebooks still hold; evaluate.parse_adapt maps the flag."""
+    return parse_adapt([*parse_adapt(adapt), *parse_adapt(adabn)])
 
 
 def run_arguments(params: dict) -> dict:

@@ -20,6 +20,7 @@ from .errors import WbcError
 from .paths import data_root as _data_root
 from .sources import DATASETS
 
+
 def _raabin_splits() -> dict[str, str]:
     """lower-case split folder name (train, testa, testb) -> dataset name, from the registry's locations."""
     return {Path(DATASETS[n].location[0]).name.lower(): n for n in RAABIN}
@@ -60,10 +61,9 @@ def _find_splits(top: Path, depth: int = 4) -> dict[str, Path]:
 
 def _check_counts(name: str, counts: dict[str, int], where: Path) -> None:
     spec = DATASETS[name]
-    bad = [f"{c} {counts[c]} (expected {spec.expected_counts[c]})" for c in CLASSES
-           if spec.expected_counts is not None and counts[c] != spec.expected_counts[c]]
+    bad = [f"{c} {v['found']} (expected {v['expected']})" for c, v in spec.count_mismatch(counts).items()]
     n = sum(counts.values())
-    if spec.expected_total is not None and n != spec.expected_total:
+    if not spec.total_ok(n):
         bad.append(f"{n} images in all (expected {spec.expected_total})")
     if bad:
         raise WbcError(f"{where} does not hold Raabin-WBC {Path(spec.location[0]).name} as published: "

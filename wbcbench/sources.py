@@ -30,6 +30,18 @@ class DatasetSpec:
     kind: str  # "manifest": <root>/<location[0]>/manifest.csv; "pbc-split": a WBCAtt split of pbc;
     #            "folder": the first existing location, read as an ImageFolder (lists only what exists)
 
+    def count_mismatch(self, counts: dict[str, int]) -> dict[str, dict[str, int]]:
+        """{class: {"found", "expected"}} for each class whose count in `counts` (every class, as
+        Dataset.class_counts gives them) differs from the registry's; {} where it has no breakdown."""
+        if self.expected_counts is None:
+            return {}
+        return {c: {"found": counts[c], "expected": self.expected_counts[c]}
+                for c in CLASSES if counts[c] != self.expected_counts[c]}
+
+    def total_ok(self, n: int) -> bool:
+        """Whether `n` images is the registry's total (always, where it records none)."""
+        return self.expected_total is None or n == self.expected_total
+
 
 def _counts(b, e, l, m, n) -> dict[str, int]:  # noqa: E741 - the five class initials
     return dict(zip(CLASSES, (b, e, l, m, n)))

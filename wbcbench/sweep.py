@@ -31,7 +31,7 @@ from .evaluate import parse_adapt
 from .grids import BUNDLED_TESTS, GRIDS, get_grid
 from .launchers import LAUNCHERS, launch
 from .parameters import NOTEBOOK, KERNEL, check_parameters, relative, run_arguments
-from .profiles import SETTINGS, check_seed, check_setting, get_profile
+from .profiles import PROFILES, SETTINGS, check_seed, check_setting, get_profile
 
 EXECUTED = "notebook.ipynb"      # the executed notebook, inside the run directory
 FAILED_DIR = "failed"            # executed notebooks of runs that failed before their run directory existed
@@ -333,7 +333,7 @@ def summarize(results: list[dict], log=print) -> int:
 def add_arguments(s) -> None:
     """The `wbcbench sweep` options (also used by `python -m wbcbench.sweep`)."""
     s.add_argument("--grid", help=f"a named grid: {', '.join(GRIDS)} (other options override its values)")
-    s.add_argument("--profile", help="training profile (paper, cpu, smoke); default: the grid's")
+    s.add_argument("--profile", help=f"training profile ({', '.join(PROFILES)}); default: the grid's")
     s.add_argument("--models", help="comma-separated model names (default: the grid's, else resnet18_bn)")
     s.add_argument("--seeds", help="e.g. 0,1,2 or 0-9 (default: the grid's, else 0)")
     s.add_argument("--train", help="training set (default: the grid's, else pbc:train)")

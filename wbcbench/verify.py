@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PIL import Image, ImageFile
 
-from .classes import CLASSES
 from .datasets import get_dataset, load_spec
 from .errors import WbcError
 from .paths import data_root as _data_root
@@ -58,31 +57,31 @@ def verify(name: str | None = None, data_root: str | os.PathLike | None = None):
         reports = []
         for n, spec in DATASETS.items():
             try:
-                load_spec(spec, root, check_files=False)
+                ds = load_spec(spec, root, check_files=False)
             except WbcError as e:
                 reports.append({"name": n, "available": False, "ok": None, "checked": 0, "problem": str(e)})
                 continue
-            reports.append(verify(n, root))
+            reports.append(_report(ds, spec))
         return reports
-    ds = get_dataset(name, data_root, check_files=False)
-    spec = DATASETS.get(name)
+    return _report(get_dataset(name, data_root, check_files=False), DATASETS.get(name))
+
+
+def _report(ds, spec) -> dict:
+    """verify's report on dataset `ds`, against registry entry `spec` (None for a path: no counts to compare)."""
     counts = ds.class_counts()
-    expected = spec.expected_counts if spec else None
-    expected_total = spec.expected_total if spec else None
-    count_mismatch = {c: {"found": counts[c], "expected": expected[c]}
-                      for c in CLASSES if expected is not None and counts[c] != expected[c]}
+    count_mismatch = spec.count_mismatch(counts) if spec else {}
     bad_files = []
     for rel, m in zip(ds.paths, ds.md5s):
         why = _check_file(ds.root / rel, m)
         if why:
             bad_files.append({"path": str(ds.root / rel), "problem": why})
-    total_ok = expected_total is None or len(ds) == expected_total
     return {
-        "name": ds.name, "available": True, "root": str(ds.root), "n": len(ds), "expected_n": expected_total,
-        "class_counts": counts, "expected_counts": expected, "count_mismatch": count_mismatch,
+        "name": ds.name, "available": True, "root": str(ds.root), "n": len(ds),
+        "expected_n": spec.expected_total if spec else None, "class_counts": counts,
+        "expected_counts": spec.expected_counts if spec else None, "count_mismatch": count_mismatch,
         "bad_files": bad_files, "checked": len(ds), "checked_md5": sum(m is not None for m in ds.md5s),
         "checked_decode": sum(m is None for m in ds.md5s),
-        "ok": total_ok and not count_mismatch and not bad_files,
+        "ok": (spec is None or spec.total_ok(len(ds))) and not count_mismatch and not bad_files,
     }
 
 
