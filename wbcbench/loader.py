@@ -26,8 +26,10 @@ class Batch:
     index: np.ndarray      # positions into the image array
 
 
-def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
-    return np.random.default_rng([seed, epoch, 0x5EED])
+def epoch_rng(seed: int, epoch: int, stream: int = 0x5EED) -> np.random.Generator:
+    """One epoch's draws, from (seed, epoch) alone (a resumed run draws what an uninterrupted one does);
+    `stream` keeps independent uses (crops here, augmentation draws) apart."""
+    return np.random.default_rng([seed, epoch, stream])
 
 
 def _crop_batch(images: np.ndarray, idx: np.ndarray, crop: int, offsets: np.ndarray,

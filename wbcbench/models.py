@@ -26,7 +26,7 @@ from torch import nn
 
 from . import networks
 from .errors import unknown
-from .pretrained import LITE_PACKAGES, load_weights
+from .pretrained import lite_package, load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -169,7 +169,7 @@ def vit_tiny(num_classes, pretrained, name, img_size=64, patch_size=8, embed_dim
 for _v, _side in [(0, 224), (1, 240), (2, 260)]:
     for _frozen in (False, True):
         register_model(f"efficientnet_lite{_v}" + ("_freezebn" if _frozen else ""), ModelConfig(
-            f"EfficientNet-Lite{_v}", _FROZEN if _frozen else "BatchNorm", f"PyPI {LITE_PACKAGES[_v][0]}",
+            f"EfficientNet-Lite{_v}", _FROZEN if _frozen else "BatchNorm", f"PyPI {lite_package(_v)}",
             head=("classifier",), mean=TF_MEAN, std=TF_STD, input_size=(3, _side, _side), pretrained=True,
             freeze_bn=_frozen))(partial(networks.efficientnet_lite, _v))
 

@@ -65,12 +65,12 @@ RESNET18_NORMS: dict[str, Callable[[int], nn.Module]] = {
 
 
 # ------------------------------------------------------------------------------------ constructors
-def torchvision_net(fn_name: str, enum_name: str, model_name: str, pretrained: bool, **kwargs) -> nn.Module:
-    """torchvision `fn_name(weights=...)`; pretrained weights `enum_name` are probed first (fail fast)."""
+def torchvision_net(fn_name: str, model_name: str, pretrained: bool, **kwargs) -> nn.Module:
+    """torchvision `fn_name(weights=...)`; its IMAGENET1K_V1 weights are probed first (fail fast)."""
     fn = getattr(tvm, fn_name)
     if not pretrained:
         return fn(weights=None, **kwargs)
-    w, what = torchvision_weights(enum_name, model_name)
+    w, what = torchvision_weights(fn_name, model_name)
     try:
         return fn(weights=w, **kwargs)
     except WbcError:
@@ -92,15 +92,14 @@ def timm_net(timm_name: str, model_name: str, pretrained: bool, num_classes: int
 # ------------------------------------------------------------------------------------------ builders
 def vgg(variant: str, num_classes: int, pretrained: bool, name: str) -> nn.Module:
     """torchvision VGG (`vgg16`, `vgg16_bn`), last FC replaced."""
-    enum = {"vgg16": "VGG16_Weights.IMAGENET1K_V1", "vgg16_bn": "VGG16_BN_Weights.IMAGENET1K_V1"}[variant]
-    m = torchvision_net(variant, enum, name, pretrained)
+    m = torchvision_net(variant, name, pretrained)
     m.classifier[6] = nn.Linear(m.classifier[6].in_features, num_classes)
     return m
 
 
 def resnet50(num_classes: int, pretrained: bool, name: str, fc: str = "linear") -> nn.Module:
     """torchvision ResNet-50; fc='vgg' is the reference's `--addfc 1` head (after global average pooling)."""
-    m = torchvision_net("resnet50", "ResNet50_Weights.IMAGENET1K_V1", name, pretrained)
+    m = torchvision_net("resnet50", name, pretrained)
     d = m.fc.in_features
     if fc == "vgg":
         m.fc = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Dropout(),
@@ -121,7 +120,7 @@ def vit_b_16(num_classes: int, pretrained: bool, name: str, image_size: int = 22
     if pretrained and image_size != 224:
         raise WbcError(f"{name!r}: the pretrained ViT-B/16 needs image_size=224 (got {image_size})")
     kw = {} if pretrained else {"image_size": image_size}
-    m = torchvision_net("vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", name, pretrained, **kw)
+    m = torchvision_net("vit_b_16", name, pretrained, **kw)
     m.heads.head = nn.Linear(m.heads.head.in_features, num_classes)
     return m
 
@@ -138,10 +137,7 @@ def resnet18(num_classes: int, pretrained: bool, name: str, norm: str = "bn",
         raise unknown("resnet18 norm", norm, RESNET18_NORMS)
     if pretrained and norm != "bn":
         raise WbcError(f"{name!r}: ImageNet weights exist only for the BatchNorm ResNet-18 (norm='bn')")
-    if pretrained:
-        m = torchvision_net("resnet18", "ResNet18_Weights.IMAGENET1K_V1", name, True)
-    else:
-        m = torchvision_net("resnet18", "", name, False, norm_layer=RESNET18_NORMS[norm])
+    m = torchvision_net("resnet18", name, pretrained, norm_layer=RESNET18_NORMS[norm])  # bn: torchvision's default
     m.fc = nn.Linear(m.fc.in_features, num_classes)
     if zero_init_last is None:
         zero_init_last = norm == "none"

