@@ -287,10 +287,10 @@ def test_collect_skips_unfinished_and_unreadable_runs_and_says_so(reference, tmp
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
-def _sweep_cmd(out, data_root, seeds):
+def _sweep_cmd(out, data_root, seeds, epochs=1):
     return [*CLI, "--data-root", str(data_root), "sweep", "--profile", "smoke", "--models", "resnet18_bn",
             "--seeds", seeds, "--train", "cellavision", "--test", "cellavision", "--out", str(out),
-            "--override", "epochs=1", "--jobs", "1"]
+            "--override", f"epochs={epochs}", "--jobs", "1"]
 
 
 def _wait_unlocked(run_dir: Path, timeout=60):
@@ -303,14 +303,20 @@ def _wait_unlocked(run_dir: Path, timeout=60):
 
 def test_killed_sweep_reruns_only_unfinished_runs(data_root, tmp_path):
     """The whole sweep (its process group) is SIGKILLed while its second run trains; started again, it
-    skips the finished run (its notebook untouched) and completes the other, leaving no staging files."""
+    skips the finished run (its notebook untouched) and completes the other, leaving no staging files.
+
+    The kill comes once the second run has checkpointed its first epoch, with 11 epochs still to go
+    (seconds of work): killing at its config.json left the 1-epoch run about a second, and on a loaded CI
+    machine the run once finished before the kill landed."""
     out = tmp_path / "sweep"
-    runs = sweep.plan(models="resnet18_bn", seeds="0,1", out=str(out), data_root=str(data_root), **SWEEP)
+    epochs = 12
+    runs = sweep.plan(models="resnet18_bn", seeds="0,1", out=str(out), data_root=str(data_root),
+                      **dict(SWEEP, overrides={"epochs": epochs}))
     first, second = (r.run_dir() for r in runs)
-    proc = subprocess.Popen(_sweep_cmd(out, data_root, "0,1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    while not (is_done(first) and (second / "config.json").exists()):
+    proc = subprocess.Popen(_sweep_cmd(out, data_root, "0,1", epochs), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while not (is_done(first) and (second / train.CHECKPOINT).exists()):
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
