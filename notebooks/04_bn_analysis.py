@@ -136,7 +136,7 @@ wide["majority baseline"] = modes.groupby("dataset", sort=False)["majority_basel
 Markdown(to_markdown(wide, index=True))
 
 # %%
-assert set(modes["mode"]) == {evaluate.STANDARD, *evaluate.ADAPT_METHODS}
+assert set(modes["mode"]) == {evaluate.STANDARD, *evaluate.BN_METHODS}
 assert modes[["accuracy", "balanced_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
 # AdaBN re-estimates the statistics: they must move away from the stored ones
 name, first = bn.bn_layers(net)[0]

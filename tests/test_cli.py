@@ -14,14 +14,14 @@ from test_download import server, subset_registry, upstream  # noqa: F401 - its 
 from wbcbench import cli, parameters
 from wbcbench import download as DL
 from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import PROFILES, SETTINGS, flag
+from wbcbench.profiles import PROFILES, SETTINGS, flag, get_profile
 from wbcbench.reproduce import train_args
 from wbcbench.verify import verify
 
 # A valid value for every setting, each different from the cpu profile's.
 EVERY = dict(epochs=7, warmup_epochs=2, lr=1e-5, weight_decay=0.01, batch_size=16, eval_batch_size=64,
              stored_size=64, crop_size=60, hflip=False, vflip=False, mixup_alpha=0.2, label_smoothing=0.1,
-             train_subset_per_class=50, pretrained=True)
+             train_subset_per_class=50, pretrained=True, augment="hed")
 
 
 def _cli(command: str) -> dict:
@@ -73,7 +73,7 @@ def test_every_setting_is_a_flag_of_train(capsys):
         if s.type is bool:
             assert "--no-" + flag(name)[2:] in text, name
     assert set(EVERY) == set(SETTINGS)
-    assert all(EVERY[k] != PROFILES["cpu"][k] for k in SETTINGS)
+    assert all(EVERY[k] != get_profile("cpu")[k] for k in SETTINGS)
 
 
 def test_rerun_commands_with_every_setting_are_accepted():

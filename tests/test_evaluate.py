@@ -11,7 +11,7 @@ import torch
 from wbcbench import bn, evaluate
 from wbcbench.cache import load_dataset
 from wbcbench.errors import WbcError
-from wbcbench.evaluate import (ADAPT_METHODS, EVAL_VERSION, STANDARD, eval_dir_name, evaluate_all, evaluate_method,
+from wbcbench.evaluate import (ADAPT_METHODS, BN_METHODS, EVAL_VERSION, STANDARD, eval_dir_name, evaluate_all, evaluate_method,
                                parse_adapt, batch_order)
 from wbcbench.models import create_model
 from wbcbench.profiles import get_profile
@@ -20,7 +20,7 @@ HP = get_profile("smoke")  # 32 px crops, eval batches of 128 > 100 images: one 
 TEST = "cellavision"
 
 
-def config(adapt=ADAPT_METHODS, test=(TEST,), **hp):
+def config(adapt=BN_METHODS, test=(TEST,), **hp):
     return {"hparams": dict(HP, **hp), "seed": 0, "test": list(test), "adapt": list(adapt)}
 
 
@@ -56,9 +56,9 @@ def one_batch(net, data):
 def test_every_method_is_written_with_its_record(written, data):
     run_dir, results = written
     ds, _ = data
-    names = [eval_dir_name(TEST, m) for m in (STANDARD, *ADAPT_METHODS)]
+    names = [eval_dir_name(TEST, m) for m in (STANDARD, *BN_METHODS)]
     assert sorted(results) == sorted(names) == sorted(p.name for p in (run_dir / "eval").iterdir())
-    for mode, name in zip((STANDARD, *ADAPT_METHODS), names):
+    for mode, name in zip((STANDARD, *BN_METHODS), names):
         m = json.loads((run_dir / "eval" / name / "metrics.json").read_text())
         assert (m["test_set"], m["eval_mode"], m["n"], m["eval_version"]) == (TEST, mode, 100, EVAL_VERSION)
         assert m["test_manifest"] == ds.manifest_hash() and m == json.loads(json.dumps(results[name]))
@@ -69,7 +69,7 @@ def test_every_method_is_written_with_its_record(written, data):
 def test_the_methods_change_the_predictions_of_an_unadapted_network(written):
     run_dir, _ = written
     standard = probabilities(run_dir, TEST)
-    for mode in ADAPT_METHODS:
+    for mode in BN_METHODS:
         assert np.abs(probabilities(run_dir, eval_dir_name(TEST, mode)) - standard).max() > 0.05, mode
 
 
@@ -96,12 +96,34 @@ def test_networks_without_bn_get_the_standard_evaluation_only(data_root, tmp_pat
     assert list(res) == [TEST] and [p.name for p in (tmp_path / "eval").iterdir()] == [TEST]
 
 
+@pytest.mark.parametrize("method", ["macenko", "reinhard"])
+def test_stain_normalisation_evaluates_the_network_on_the_normalised_images(net, data, data_root, tmp_path, method):
+    """`macenko`/`reinhard`: the standard evaluation of the test images normalised to the training domain's
+    reference (pbc:train, never the test set), for any network (GroupNorm too), written as its own folder."""
+    from wbcbench.stainnorm import normalise, training_reference
+    ds, images = data
+    ref = training_reference(method, size=HP["stored_size"], data_root=data_root)
+    normed = normalise(images, ref).images
+    assert not np.array_equal(normed, images)
+    torch.manual_seed(0)
+    gn = create_model("resnet18_gn", pretrained=False).eval()
+    for model in (net, gn):
+        run_dir = tmp_path / model.wbc_config["name"]
+        res = evaluate_all(model, config(adapt=[method]), run_dir, "cpu", data_root, quiet=True)
+        assert sorted(res) == [TEST, eval_dir_name(TEST, method)]
+        loader = evaluate.eval_loader(model, normed, ds.labels, HP, "cpu")
+        want = evaluate.predict(model.eval(), loader, "cpu")
+        got = probabilities(run_dir, eval_dir_name(TEST, method))
+        assert np.allclose(got, want, atol=1e-6)
+        assert np.abs(got - probabilities(run_dir, TEST)).max() > 1e-3
+
+
 def test_only_the_evaluations_asked_for_are_done(net, data_root, tmp_path):
     res = evaluate_all(net, config(), tmp_path, "cpu", data_root, quiet=True, todo={(TEST, "adabn")})
     assert list(res) == [eval_dir_name(TEST, "adabn")]
     assert [p.name for p in (tmp_path / "eval").iterdir()] == [eval_dir_name(TEST, "adabn")]
     assert evaluate_all(net, config(), None, "cpu", data_root, quiet=True).keys() == \
-        {eval_dir_name(TEST, m) for m in (STANDARD, *ADAPT_METHODS)}  # no run_dir: nothing written
+        {eval_dir_name(TEST, m) for m in (STANDARD, *BN_METHODS)}  # no run_dir: nothing written
 
 
 def test_an_evaluation_under_an_old_folder_name_is_replaced(net, data_root, tmp_path):
@@ -117,7 +139,7 @@ def test_an_evaluation_under_an_old_folder_name_is_replaced(net, data_root, tmp_
 def test_compare_bn_modes_uses_the_same_methods(written, net, data_root):
     run_dir, results = written
     table = evaluate.compare_bn_modes(net, HP, [TEST], data_root)
-    assert list(table["mode"]) == [STANDARD, *ADAPT_METHODS]
+    assert list(table["mode"]) == [STANDARD, *BN_METHODS]
     for row in table.itertuples():
         assert row.accuracy == results[eval_dir_name(TEST, row.mode)]["accuracy"], row.mode
     torch.manual_seed(0)
@@ -134,7 +156,9 @@ def test_domain_stat_gaps_one_row_per_layer_and_domain(net, data_root):
 
 # ------------------------------------------------------------------------------------------ names
 def test_parse_adapt():
-    assert ADAPT_METHODS == ("adabn", "batch_stats", "tent")
+    assert BN_METHODS == ("adabn", "batch_stats", "tent")
+    assert ADAPT_METHODS == BN_METHODS + ("macenko", "reinhard")
+    assert parse_adapt("adabn,macenko") == ["adabn", "macenko"]
     assert parse_adapt("adabn, batch_stats,adabn,") == ["adabn", "batch_stats"]
     assert parse_adapt("tent") == ["tent"]
     assert parse_adapt(["batch_stats"]) == ["batch_stats"]

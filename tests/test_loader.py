@@ -162,3 +162,46 @@ def test_mixup_mixes_inputs_and_labels():
     perm = yb  # labels are their own positions here
     torch.testing.assert_close(mx, lam * x + (1 - lam) * x[perm])
     assert mixup(x, y, 0.0, rng)[2] == 1.0
+
+
+# ------------------------------------------------------------------------- colour augmentation on the batch
+@pytest.mark.parametrize("name", ["hed", "colour", "grayscale"])
+def test_augmentation_is_applied_to_each_batch_with_its_epoch_draws_in_order(data, name):
+    """The loader's batches are exactly normalise(aug(crop batch, gen)) with gen = epoch_generator(seed,
+    epoch) consumed batch after batch: the augmentation's definition, in the order a resumed run repeats."""
+    from wbcbench.augment import epoch_generator, make_augment
+    aug = make_augment(name)
+    plain = loader(data)
+    augmented = loader(data, augment=aug.training_hook(1))
+    norm = plain.normalize
+    for epoch in (0, 3):
+        plain.set_epoch(epoch)
+        augmented.set_epoch(epoch)
+        gen = epoch_generator(1, epoch)
+        raw = [x for x, _, _ in plain.host_batches()]
+        got = [b.x for b in augmented]
+        assert len(got) == len(raw) > 1
+        for r, g in zip(raw, got):
+            assert torch.equal(g, norm(aug(r, gen)))
+        assert not torch.equal(got[0], norm(raw[0]))
+
+
+def test_no_augmentation_leaves_the_batches_untouched(data):
+    from wbcbench.augment import make_augment
+    assert make_augment("none").training_hook(1) is None and make_augment("hed").test_hook() is None
+    a, b = loader(data), loader(data, augment=make_augment("none").training_hook(1))
+    assert all(torch.equal(x.x, y.x) for x, y in zip(a, b))
+
+
+def test_grayscale_input_reaches_the_evaluation_batches_too(data):
+    """A network trained on grayscale input is tested on grayscale images: every evaluation batch, once
+    un-normalised, has R = G = B (up to float rounding), the BT.601 luma of the colour crop."""
+    from wbcbench.augment import grayscale, make_augment
+    hook = make_augment("grayscale").test_hook()
+    colour, gray = loader(data, train=False), loader(data, train=False, augment=hook)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    for c, g in zip(colour, gray):
+        px = (g.x * std + mean) * 255
+        assert (px[:, 0] - px[:, 1]).abs().max() < 1e-3 and (px[:, 1] - px[:, 2]).abs().max() < 1e-3
+        want = grayscale(((c.x * std + mean)).float()) * 255
+        assert (px - want).abs().max() < 0.51  # rounded to 8 bits, as a stored image is

@@ -23,8 +23,9 @@ from wbcbench.models import MODELS, create_model, get_model_config, list_models
 PAPER = ["vgg16", "vgg16_bn", "resnet50", "resnet50_fc", "resnet50_freezebn", "resnet50_freezebn_last16",
          "resnet50_gn", "resnet50_gn_mixup", "vit_b_16"]
 CPU_STUDY = ["resnet18_bn", "resnet18_gn", "resnet18_in", "resnet18_ln", "resnet18_nonorm", "vit_tiny", "resnet18",
-             "efficientnet_lite0", "efficientnet_lite0_freezebn", "efficientnet_lite1", "efficientnet_lite1_freezebn",
-             "efficientnet_lite2", "efficientnet_lite2_freezebn"]
+             "efficientnet_lite0", "efficientnet_lite0_freezebn", "efficientnet_lite0_freezebn_last",
+             "efficientnet_lite1", "efficientnet_lite1_freezebn", "efficientnet_lite1_freezebn_last",
+             "efficientnet_lite2", "efficientnet_lite2_freezebn", "efficientnet_lite2_freezebn_last"]
 LITE = [0, 1, 2]
 # 224-only or size-dependent models get their smallest sensible input: ViTs a matching size, InstanceNorm
 # needs > 1x1 maps at the last stage (ResNet-18 at 32 px ends at 1x1), so the ResNet-18 family runs at 64 px.
@@ -114,6 +115,20 @@ def test_freezebn_last16_trains_exactly_the_reference_layers():
     trainable = {n for n, p in m.named_parameters() if p.requires_grad}
     assert trainable == {c + ".weight" for c in convs} | {"fc.weight", "fc.bias"}
     assert sum(isinstance(x, FrozenBatchNorm2d) for x in m.modules()) == 53
+
+
+@pytest.mark.parametrize("variant, n_convs", [(0, 16), (1, 19), (2, 19)])
+def test_lite_freezebn_last_trains_the_last_two_stages_and_the_head_conv(variant, n_convs):
+    """The Lite counterpart of freezebn-last16only: blocks 5 and 6 and conv_head (Lite0: the last 16 convs,
+    the paper's count) plus the classifier learn; everything else, every BN included, stays at ImageNet's."""
+    m = create_model(f"efficientnet_lite{variant}_freezebn_last", pretrained=False)
+    stages = ("blocks.5.", "blocks.6.", "conv_head.", "classifier.")
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(stages) for n in trainable)
+    convs = [n for n, x in m.named_modules() if isinstance(x, nn.Conv2d)]
+    assert {n + ".weight" for n in convs[-n_convs:]} | {"classifier.weight", "classifier.bias"} == trainable
+    assert not any(n.startswith(("blocks.4.", "conv_stem")) for n in trainable)
+    assert not any(isinstance(x, nn.BatchNorm2d) for x in m.modules())  # all frozen
 
 
 def test_resnet50_fc_has_vgg_style_head():

@@ -135,6 +135,22 @@ def test_adabn_uses_the_folders_images_whatever_their_layout(run_dir, data_root,
     assert np.abs(want[PROBS].to_numpy() - plain.loc[want.index, PROBS].to_numpy()).max() > 1e-3
 
 
+def test_stain_normalised_predictions_equal_the_runs_own_macenko_evaluation(run_dir, data_root, tmp_path):
+    """`--adapt macenko` on a folder normalises each image to the training domain's reference, as the
+    evaluation does: the same probabilities as the run's cellavision@macenko evaluation, which it gains
+    here without retraining (the run is done)."""
+    again = train.run(model="resnet18_bn", profile="smoke", seed=0, train_set="pbc:train", test_sets=["cellavision"],
+                      out=run_dir.parent, quiet=True, adapt=["adabn", "macenko"], eval_batch_size=16)
+    assert again == run_dir
+    placed = copy_tree(data_root, tmp_path / "a", nested)
+    got = predict(run_dir, tmp_path / "a", tmp_path / "a.csv", "--adapt", "macenko").set_index("path")
+    got = got.loc[list(placed)]
+    ref = evaluation(run_dir, "cellavision@macenko").loc[list(placed.values())]
+    np.testing.assert_allclose(got[PROBS].to_numpy(), ref[PROBS].to_numpy(), rtol=0, atol=1e-6)
+    plain = evaluation(run_dir, "cellavision").loc[ref.index]
+    assert np.abs(ref[PROBS].to_numpy() - plain[PROBS].to_numpy()).max() > 1e-3
+
+
 def test_junk_is_named_and_nothing_is_written(run_dir, data_root, tmp_path, capsys):
     top = tmp_path / "lab"
     copy_tree(data_root, top, nested)

@@ -8,12 +8,15 @@ import math
 import pytest
 
 from wbcbench.errors import WbcError
-from wbcbench.profiles import PROFILES, SETTINGS, check_seed, flag, get_profile, setting_args
+from wbcbench.profiles import (PROFILES, REQUIRED, SETTINGS, check_seed, check_setting, flag, get_profile, recorded,
+                               setting, setting_args)
 
 
 def test_every_profile_has_exactly_the_schemas_settings_and_passes_its_checks():
     for name, p in PROFILES.items():
-        assert set(p) == set(SETTINGS), name
+        required = {k for k, s in SETTINGS.items() if s.default is REQUIRED}
+        assert required <= set(p) <= set(SETTINGS), name
+        assert set(get_profile(name)) == set(SETTINGS) | {"name"}
         hp = get_profile(name)
         assert hp["name"] == name and hp["crop_size"] <= hp["stored_size"] and hp["warmup_epochs"] <= hp["epochs"]
     assert all(s.help for s in SETTINGS.values())
@@ -93,3 +96,17 @@ def test_setting_args_are_cli_flags():
     assert args == ["--weight-decay", "0.01", "--no-hflip", "--vflip", "--epochs", "3", "--lr", "0.0001"]
     with pytest.raises(WbcError, match="unknown profile setting 'epoch'"):
         setting_args({"epoch": 3})
+
+
+def test_augment_is_a_choice_defaulting_to_none_and_left_out_of_records_at_its_default():
+    """`augment` came after runs were recorded: a profile need not set it, get_profile fills in "none", and
+    a run record leaves it out while it is "none" (so those runs keep their names), but keeps any other."""
+    assert all("augment" not in p for p in PROFILES.values())
+    assert get_profile("cpu")["augment"] == "none" and get_profile("cpu", augment="hed")["augment"] == "hed"
+    assert "augment" not in recorded(get_profile("cpu")) and recorded(get_profile("cpu", augment="hed"))["augment"] == "hed"
+    assert setting({}, "augment") == "none" and setting({"augment": "colour"}, "augment") == "colour"
+    with pytest.raises(WbcError, match=r"augment='sepia' is not allowed: it must be one of none, hed, colour, grayscale"):
+        check_setting("augment", "sepia")
+    with pytest.raises(WbcError, match="augment=1 is not allowed"):
+        get_profile("cpu", augment=1)
+    assert setting_args({"augment": "grayscale"}) == ["--augment", "grayscale"]

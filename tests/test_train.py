@@ -262,6 +262,21 @@ def test_label_smoothing_is_applied_and_zero_changes_nothing(small, data_root, t
     assert json.loads((smooth / "config.json").read_text())["hparams"]["label_smoothing"] == 0.1
 
 
+def test_augmentation_trains_another_network_and_none_is_the_plain_run(small, data_root, tmp_path):
+    """augment="none" is the default: the same run as before the setting existed (same directory, same
+    predictions); "hed" is another network, recorded as such, and its rerun command asks for it again."""
+    from wbcbench.reproduce import train_args
+    none = run(out=tmp_path, data_root=data_root, augment="none", **SMALL)
+    assert none.name == small.name
+    assert (none / "eval/cellavision/predictions.csv").read_bytes() == \
+        (small / "eval/cellavision/predictions.csv").read_bytes()
+    hed = run(out=tmp_path, data_root=data_root, augment="hed", **SMALL)
+    assert hed.name != small.name
+    cfg = json.loads((hed / "config.json").read_text())
+    assert cfg["hparams"]["augment"] == "hed" and train_args(cfg)["augment"] == "hed"
+    assert pd.read_csv(hed / "log.csv").train_loss.iloc[0] != pd.read_csv(small / "log.csv").train_loss.iloc[0]
+
+
 # ------------------------------------------------------------------------------------------------ safety
 class _Payload:
     """A pickle that creates a file when unpickled: what weights_only=True must refuse to run."""

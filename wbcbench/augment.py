@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -205,6 +206,20 @@ class Augment:
             pr = p.get("p", 1.0)
             out = grayscale(f, None if pr >= 1 else torch.rand(b, generator=gen, dtype=torch.float64) < pr)
         return _to_uint8(out)
+
+    def training_hook(self, seed: int):
+        """What the loader applies to a training run's batches (loader.BatchLoader's `augment`): epoch ->
+        the batch function of that epoch, its draws from epoch_generator(seed, epoch) in batch order; None
+        for `none`, so the loader does nothing at all."""
+        if self.name == "none":
+            return None
+        return lambda epoch: partial(self.__call__, gen=epoch_generator(seed, epoch))
+
+    def test_hook(self):
+        """The same for evaluation batches: grayscale input only (see applies_at_test), else None."""
+        if not self.applies_at_test:
+            return None
+        return lambda epoch: partial(self.__call__, gen=torch.Generator())
 
     @property
     def applies_at_test(self) -> bool:

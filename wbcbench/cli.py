@@ -44,7 +44,8 @@ def _cmd_data(a):
 
 
 def _cmd_predict(a):
-    return main_predict(a.checkpoint, a.images, a.out, adapt=a.adapt, device=a.device, quiet=a.quiet)
+    return main_predict(a.checkpoint, a.images, a.out, adapt=a.adapt, device=a.device, quiet=a.quiet,
+                        data_root=a.data_root)
 
 
 def _cmd_models(a):
@@ -109,6 +110,9 @@ def add_setting_flags(parser) -> None:
         if s.type is bool:
             parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None,
                                 help=f"{s.help} (default: the profile's)")
+        elif s.type is str:
+            parser.add_argument(flag(name), choices=s.choices, default=None,
+                                help=f"{s.help} (default: the profile's, else {s.default})")
         else:
             parser.add_argument(flag(name), type=s.type, default=None, metavar="N" if s.type is int else "X",
                                 help=f"{s.help}; {s.allowed()} (default: the profile's)")

@@ -6,7 +6,10 @@ Test-time methods, by name (`--adapt adabn,batch_stats,tent`):
 * `adabn`: BN statistics re-estimated exactly on all of the test set's unlabelled images (bn.adabn), then
   the usual evaluation: independent of the images' order and of the batch size;
 * `batch_stats`: every test batch normalised with its own statistics (bn.test_time_bn);
-* `tent`: BN affine parameters learnt online by entropy minimisation (bn.Tent), one pass.
+* `tent`: BN affine parameters learnt online by entropy minimisation (bn.Tent), one pass; each batch is
+  predicted before the step that learns from it, as in Wang et al.'s online setting;
+* `macenko`, `reinhard`: the test images stain-normalised to the training domain (wbcbench.stainnorm, its
+  reference fitted on pbc:train only), then the standard evaluation; for any network, BN or not.
 The last two depend on which images share a batch, so the batches are drawn in a shuffled order seeded by
 the run's seed (batch_order), never in the dataset's order, which is sorted by class and would let the
 labels' order leak into the predictions; predictions are written back in dataset order. All three use the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 import shutil
 from contextlib import nullcontext
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,7 @@ from tqdm.auto import tqdm
 
 from . import bn, rundir
 from .atomic import write_csv, write_json
+from .augment import make_augment
 from .cache import load_dataset, load_images
 from .classes import CLASSES
 from .datasets import get_dataset
@@ -35,9 +40,12 @@ from .domains import domain_sample
 from .errors import WbcError
 from .loader import BatchLoader
 from .metrics import compute_metrics
+from .profiles import setting
+from .stainnorm import STAIN_METHODS, normalise, normalised_dataset, training_reference
 
 STANDARD = "standard"
-ADAPT_METHODS = ("adabn", "batch_stats", "tent")
+BN_METHODS = ("adabn", "batch_stats", "tent")
+ADAPT_METHODS = BN_METHODS + STAIN_METHODS
 # Bump when a change is meant to move evaluation results; recorded in every metrics.json, and a finished run
 # whose evaluation has another version is evaluated again (without retraining). 2: issue 10 (exact AdaBN,
 # seeded shuffled batches, TENT).
@@ -86,10 +94,11 @@ def autocast_for(device: torch.device):
 
 def eval_loader(net: nn.Module, images, labels, hp: dict, device, order=None) -> BatchLoader:
     """Centre crops of `images` in batches of the profile's eval batch size, in `order` (positions; None:
-    dataset order), normalised as `net` expects."""
+    dataset order), normalised as `net` expects (grayscale first, for a network trained on grayscale input)."""
     cfg = net.wbc_config
     return BatchLoader(images, labels, order, crop=hp["crop_size"], batch_size=hp["eval_batch_size"],
-                       mean=cfg["mean"], std=cfg["std"], device=device, train=False)
+                       mean=cfg["mean"], std=cfg["std"], device=device, train=False,
+                       augment=make_augment(setting(hp, "augment")).test_hook())
 
 
 def batch_order(n: int, seed: int) -> np.ndarray:
@@ -161,12 +170,28 @@ def adabn_batches(net: nn.Module, images, labels, hp: dict, device):
     return _Inputs(eval_loader(net, images, labels, hp, device))
 
 
+@lru_cache(maxsize=8)
+def _stain_reference(method: str, size: int, data_root: str | None):
+    return training_reference(method, size=size, data_root=data_root)
+
+
+def stain_normalised(images, method: str, hp: dict, data_root=None, ds=None) -> np.ndarray:
+    """`images` stain-normalised by `method` to the training domain's reference (pbc:train at the run's
+    stored size); cached on disk when they are the decoded images of dataset `ds`."""
+    ref = _stain_reference(method, hp["stored_size"], None if data_root is None else str(data_root))
+    return (normalise(images, ref) if ds is None else normalised_dataset(ds, images, ref)).images
+
+
 def method_probabilities(net: nn.Module, method: str, images, hp: dict, device, seed: int = 0, quiet: bool = True,
-                         desc: str = "eval", labels=None) -> np.ndarray:
+                         desc: str = "eval", labels=None, data_root=None, ds=None) -> np.ndarray:
     """Softmax probabilities (N, classes) of `net` on the centre crops of `images` with test-time method
     `method` (or STANDARD), adapting to these images only; labels are never used (`labels`, when given,
-    only ride along in the loader). The one definition of every method: evaluation and `predict` use it."""
+    only ride along in the loader). The one definition of every method: evaluation and `predict` use it.
+    `data_root` (where pbc:train lies) and `ds` (the dataset of `images`, for the cache) serve stain
+    normalisation."""
     labels = np.zeros(len(images), np.int64) if labels is None else labels
+    if method in STAIN_METHODS:
+        images, method = stain_normalised(images, method, hp, data_root, ds), STANDARD
     if method == STANDARD:
         return predict(net.eval(), eval_loader(net, images, labels, hp, device), device, quiet, desc)
     if method == "adabn":
@@ -183,16 +208,18 @@ def method_probabilities(net: nn.Module, method: str, images, hp: dict, device, 
 
 
 def evaluate_method(net: nn.Module, method: str, ds, images, hp: dict, device, seed: int = 0,
-                    quiet: bool = True) -> tuple[dict, pd.DataFrame]:
+                    quiet: bool = True, data_root=None) -> tuple[dict, pd.DataFrame]:
     """(metrics, predictions) of `net` on `ds` with test-time method `method` (or STANDARD)."""
-    p = method_probabilities(net, method, images, hp, device, seed, quiet, f"eval {ds.name}@{method}", ds.labels)
+    p = method_probabilities(net, method, images, hp, device, seed, quiet, f"eval {ds.name}@{method}", ds.labels,
+                             data_root, ds)
     return score(ds, p)
 
 
 def applicable(net: nn.Module, methods) -> list[str]:
-    """The test-time methods of `methods` that can change `net` (none without adaptable BN; TENT also
-    needs BN affine parameters)."""
-    return [m for m in methods if bn.has_adaptable_bn(net) and (m != "tent" or bn.tent_layers(net))]
+    """The test-time methods of `methods` that can change `net`: stain normalisation always; the BN methods
+    only with adaptable BN, and TENT only with BN affine parameters."""
+    return [m for m in methods if m in STAIN_METHODS
+            or (bn.has_adaptable_bn(net) and (m != "tent" or bn.tent_layers(net)))]
 
 
 def _check_distinct_folders(tests) -> None:
@@ -222,7 +249,7 @@ def evaluate_all(net: nn.Module, config: dict, run_dir: Path | None, device, dat
         ds, images = load_dataset(name, data_root, hp["stored_size"], progress=not quiet)
         manifest = ds.manifest_hash()
         for mode in wanted:
-            metrics, preds = evaluate_method(net, mode, ds, images, hp, device, config["seed"], quiet)
+            metrics, preds = evaluate_method(net, mode, ds, images, hp, device, config["seed"], quiet, data_root)
             metrics.update(test_set=name, eval_mode=mode, test_manifest=manifest, eval_version=EVAL_VERSION)
             key = eval_dir_name(name, mode)
             results[key] = metrics
@@ -263,9 +290,9 @@ def domain_stat_gaps(model: nn.Module, hp: dict, names, data_root=None, device="
 
 
 def compare_bn_modes(model: nn.Module, hp: dict, names, data_root=None, device="cpu", per_class=None,
-                     methods=ADAPT_METHODS, seed: int = 0):
+                     methods=BN_METHODS, seed: int = 0):
     """Accuracy and balanced accuracy on each domain in the standard way and with each test-time method
-    (column `mode`: STANDARD or a name from ADAPT_METHODS). Models without adaptable BN get the standard
+    (column `mode`: STANDARD or a name from `methods`). Models without adaptable BN get the standard
     row only."""
     dev = torch.device(device)
     rows = []

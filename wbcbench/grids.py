@@ -15,6 +15,21 @@ CPU_MODELS = ["resnet18_bn", "resnet18_gn", "resnet18_in", "resnet18_ln", "resne
               "vit_tiny", ("efficientnet_lite0", {"pretrained": True}),
               ("efficientnet_lite0_freezebn", {"pretrained": True})]
 
+# The pretrained study (issue 11): the paper's three arms on each EfficientNet-Lite (BN fine-tuned; BN frozen at
+# ImageNet statistics; frozen BN with only the last stages trained), and on Lite0 with BN fine-tuned the
+# training-time remedies (augment=...). Every run is also tested with AdaBN and TENT (BN arms: frozen BN has
+# nothing to adapt) and with test-time stain normalisation.
+LITE_ARMS = ["efficientnet_lite{v}", "efficientnet_lite{v}_freezebn", "efficientnet_lite{v}_freezebn_last"]
+REMEDIES = ["hed", "colour", "grayscale"]
+PRETRAINED_MODELS = ([arm.format(v=v) for v in (0, 1, 2) for arm in LITE_ARMS]
+                     + [("efficientnet_lite0", {"augment": a}) for a in REMEDIES])
+# The pilot that chose the cpu-pretrained profile's budget, on pbc:val only: each entry spells out all four
+# settings it varies, so that its runs keep their names whatever the profile's values are.
+PILOT_SETTINGS = [dict(stored_size=110, crop_size=96, train_subset_per_class=200, epochs=8),
+                  dict(stored_size=110, crop_size=96, train_subset_per_class=400, epochs=4),
+                  dict(stored_size=146, crop_size=128, train_subset_per_class=200, epochs=4),
+                  dict(stored_size=73, crop_size=64, train_subset_per_class=200, epochs=8)]
+
 # Every bundled test domain (the data README): the default test list of `wbcbench train` and of sweeps.
 BUNDLED_TESTS = "pbc:test,lisc,bccd,jtsc,cellavision"
 
@@ -25,6 +40,10 @@ GRIDS: dict[str, dict] = {
     # The CPU study on the bundled data: normalisation layers under domain shift, with test-time adaptation.
     "cpu-study": dict(profile="cpu", models=CPU_MODELS, seeds=list(range(5)), train="pbc:train",
                       test=BUNDLED_TESTS, adapt=("adabn", "batch_stats", "tent")),
+    "cpu-pretrained-pilot": dict(profile="cpu-pretrained", models=[("efficientnet_lite0", ov) for ov in PILOT_SETTINGS],
+                                 seeds=[0], train="pbc:train", test="pbc:val", adapt=()),
+    "cpu-pretrained": dict(profile="cpu-pretrained", models=PRETRAINED_MODELS, seeds=list(range(5)), train="pbc:train",
+                           test=BUNDLED_TESTS, adapt=("adabn", "tent", "macenko", "reinhard")),
 }
 
 

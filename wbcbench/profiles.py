@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .augment import AUGMENTATIONS
 from .errors import WbcError, unknown
+
+REQUIRED = object()  # a setting every profile sets itself
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,17 @@ class Setting:
     min_open: bool = False   # the minimum itself is not allowed (lr > 0)
     max_open: bool = False   # the maximum itself is not allowed (label_smoothing < 1)
     none_ok: bool = False    # None is a value of its own (train_subset_per_class: every image)
+    choices: tuple = ()      # the values of a str setting
+    # A setting added after runs were recorded has a default, which a profile may leave unset. A run record
+    # leaves such a setting out while it has its default, so the runs made before it keep their names.
+    default: object = REQUIRED
 
     def allowed(self) -> str:
         """The allowed values in words, for error messages and --help."""
         if self.type is bool:
             return "True or False"
+        if self.type is str:
+            return "one of " + ", ".join(self.choices)
         kind = "an integer" if self.type is int else "a finite number"
         lo = None if self.min is None else f"{'>' if self.min_open else '>='} {self.min:g}"
         hi = None if self.max is None else f"{'<' if self.max_open else '<='} {self.max:g}"
@@ -44,6 +53,10 @@ class Setting:
         """`value` if it is allowed (an int given for a float becomes a float), else WbcError naming it."""
         if value is None and self.none_ok:
             return None
+        if self.type is str:
+            if not isinstance(value, str) or value not in self.choices:
+                raise WbcError(f"profile setting {name}={value!r} is not allowed: it must be {self.allowed()}")
+            return value
         if self.type is bool:
             ok = isinstance(value, bool)
         elif self.type is float:
@@ -85,6 +98,8 @@ SETTINGS: dict[str, Setting] = {
                                            "subset); None, as in the paper profile: every image", min=1,
                                      none_ok=True),
     "pretrained": Setting(bool, "start from ImageNet weights"),
+    "augment": Setting(str, "colour augmentation of every training batch (wbcbench.augment; grayscale also "
+                            "converts the test images)", choices=AUGMENTATIONS, default="none"),
 }
 
 PROFILES: dict[str, dict] = {
@@ -100,6 +115,12 @@ PROFILES: dict[str, dict] = {
     "cpu": dict(epochs=6, warmup_epochs=1, lr=1e-3, weight_decay=5e-3, batch_size=64,
                 stored_size=56, crop_size=48, hflip=True, vflip=True, mixup_alpha=0.0, label_smoothing=0.0,
                 train_subset_per_class=200, eval_batch_size=256, pretrained=False),
+    # The pretrained study (issue 11): ImageNet EfficientNet-Lite fine-tuned with the paper's optimiser and lr on
+    # 2 CPU cores. Resolution, epochs and subset chosen on pbc:val only, before the grid (results/cpu-pretrained-pilot,
+    # shown in the book; the rule is in book/analysis_plan.md).
+    "cpu-pretrained": dict(epochs=8, warmup_epochs=1, lr=1e-4, weight_decay=5e-3, batch_size=32,
+                           stored_size=110, crop_size=96, hflip=True, vflip=True, mixup_alpha=0.0,
+                           label_smoothing=0.0, train_subset_per_class=200, eval_batch_size=256, pretrained=True),
     # Tests and notebook smoke runs: seconds, on a small real subset.
     "smoke": dict(epochs=2, warmup_epochs=1, lr=1e-3, weight_decay=5e-3, batch_size=32,
                   stored_size=40, crop_size=32, hflip=True, vflip=True, mixup_alpha=0.0, label_smoothing=0.0,
@@ -129,6 +150,9 @@ def get_profile(name: str, **overrides) -> dict:
     if name not in PROFILES:
         raise unknown("profile", name, PROFILES)
     p = dict(PROFILES[name])
+    for k, s in SETTINGS.items():
+        if s.default is not REQUIRED:
+            p.setdefault(k, s.default)
     for k, v in overrides.items():
         if v is not None:
             p[k] = check_setting(k, v)
@@ -142,6 +166,18 @@ def get_profile(name: str, **overrides) -> dict:
                        f"epochs={p['epochs']} (the warm-up would not end before training does)")
     p["name"] = name
     return p
+
+
+def setting(hp: dict, name: str):
+    """A setting of a run's hyperparameters, its default where the record leaves it out (see recorded)."""
+    return hp[name] if name in hp else SETTINGS[name].default
+
+
+def recorded(hp: dict) -> dict:
+    """The hyperparameters as a run record keeps them: a setting with a default is left out while it has
+    it, so that adding a setting does not rename every run recorded before it."""
+    return {k: v for k, v in hp.items()
+            if not (k in SETTINGS and SETTINGS[k].default is not REQUIRED and v == SETTINGS[k].default)}
 
 
 def flag(name: str) -> str:
@@ -159,6 +195,8 @@ def setting_args(overrides: dict) -> list[str]:
             continue
         if isinstance(v, bool):
             args.append(flag(k) if v else "--no-" + flag(k)[2:])
+        elif isinstance(v, str):
+            args += [flag(k), v]
         else:
             args += [flag(k), repr(v) if isinstance(v, float) else str(v)]
     return args

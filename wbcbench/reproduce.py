@@ -13,7 +13,7 @@ import torch
 
 from .collect import resolve_dir
 from .evaluate import eval_dir_name
-from .profiles import PROFILES
+from .profiles import PROFILES, get_profile
 from .rundir import adapt_methods, evaluations, is_done
 from .train import read_record, run
 
@@ -22,7 +22,7 @@ def train_args(config: dict) -> dict:
     """The `train.run()` keyword arguments that rebuild the run a config.json records: profile settings
     that differ from the named profile become overrides; a legacy record's `adabn: true` becomes
     adapt=["adabn"]. `weights` is the recorded file name (identity 2) or path (legacy records)."""
-    base = PROFILES.get(config.get("profile"), {})
+    base = get_profile(config["profile"]) if config.get("profile") in PROFILES else {}  # defaults filled in
     overrides = {k: v for k, v in (config.get("hparams") or {}).items() if k in base and base[k] != v}
     return dict(model=config.get("model"), profile=config.get("profile"), seed=config.get("seed"),
                 train_set=config.get("train"), test_sets=list(config.get("test") or []),

@@ -29,8 +29,9 @@ from .datasets import balanced_indices, get_dataset, parse_test_sets
 from .environment import environment
 from .errors import WbcError
 from .evaluate import EVAL_VERSION, STANDARD, autocast_for, evaluate_all, parse_adapt
+from .augment import make_augment
 from .loader import BatchLoader, epoch_rng, mixup
-from .profiles import check_seed, get_profile
+from .profiles import check_seed, get_profile, recorded, setting
 from .verify import file_digest
 
 CHECKPOINT = "checkpoint.pt"   # during training: model + optimiser + schedule, deleted at the end
@@ -129,7 +130,7 @@ def build_config(model, profile, seed, train_set, test_sets, adapt, overrides, d
     return {
         "identity": rundir.IDENTITY, "train_version": rundir.TRAIN_VERSION, "model": model,
         "model_kwargs": model_kwargs, "profile": profile,
-        "hparams": hp, "seed": seed, "train": train_set, "train_manifest": train_ds.manifest_hash(),
+        "hparams": recorded(hp), "seed": seed, "train": train_set, "train_manifest": train_ds.manifest_hash(),
         "test": tests, "test_manifests": test_manifests, "adapt": methods,
     }
 
@@ -302,7 +303,7 @@ def _fit(net, ds, images, idx, config, run_dir, dev, resume, quiet, bars):
     mean, std = net.wbc_config["mean"], net.wbc_config["std"]
     loader = BatchLoader(images, ds.labels, idx, crop=hp["crop_size"], batch_size=hp["batch_size"],
                          mean=mean, std=std, device=dev, train=True, hflip=hp["hflip"], vflip=hp["vflip"],
-                         seed=seed)
+                         seed=seed, augment=make_augment(setting(hp, "augment")).training_hook(seed))
     if len(loader) == 0:
         raise WbcError(f"training set {config['train']} has {len(idx)} images, fewer than one batch of "
                        f"{hp['batch_size']}")
