@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # The CPU study: does batch normalisation break under domain shift?
+# # The from-scratch CPU study: does batch normalisation break under domain shift?
 #
 # [**▶ Open in Colab**](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/06_cpu_study.ipynb)
 #

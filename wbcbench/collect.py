@@ -11,6 +11,7 @@ from .classes import CLASSES
 from .colab import REPO_BRANCH
 from .errors import WbcError
 from .paths import REPO_ROOT
+from .profiles import setting
 from .rundir import adapt_methods, is_done
 from .stats import mean_ci
 
@@ -75,7 +76,8 @@ def collect(root) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
             for m_path in sorted((run / "eval").glob("*/metrics.json")):
                 m = json.loads(m_path.read_text())
                 row = {"model": cfg["model"], "profile": cfg["profile"], "seed": cfg["seed"],
-                       "train": cfg["train"], "test_set": m["test_set"], "eval_mode": m["eval_mode"]}
+                       "train": cfg["train"], "test_set": m["test_set"], "eval_mode": m["eval_mode"],
+                       "augment": setting(cfg.get("hparams") or {}, "augment")}
                 row.update({k: m.get(k) for k in SCALARS})
                 row.update({f"recall_{c}": m["per_class_recall"].get(c) for c in CLASSES})
                 row["top_prediction_share"] = top_prediction_share(m_path.parent)

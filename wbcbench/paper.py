@@ -22,6 +22,14 @@ PAPER_COUNTERPARTS = (
     ("ViT (LayerNorm)", "vit_b_16", "vit_tiny"),
 )
 
+#: The pretrained study's counterpart of each of the paper's ResNet-50 arms (notebooks/07_pretrained).
+PRETRAINED_COUNTERPARTS = tuple(
+    (situation, theirs, f"efficientnet_lite{v}{suffix}")
+    for situation, theirs, suffix in (("BN fine-tuned", "resnet50", ""),
+                                      ("BN frozen at ImageNet statistics", "resnet50_freezebn", "_freezebn"),
+                                      ("frozen BN, last stages trained", "resnet50_freezebn_last16", "_freezebn_last"))
+    for v in (0, 1, 2))
+
 
 def load_published() -> pd.DataFrame:
     """The paper's accuracy (%) table: model, test_set, accuracy_mean, accuracy_ci95, in_paper."""
@@ -54,7 +62,7 @@ def compare_with_paper(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd") -> pd.DataFrame:
+def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd", counterparts=PAPER_COUNTERPARTS) -> pd.DataFrame:
     """The paper's accuracy on `test_set` (its Table 1, Raabin-trained, 224 px, ImageNet-pretrained) next to
     our CPU-study counterpart (PBC-trained, 48 px, mostly from scratch): for orientation only."""
     pub = load_published()
@@ -62,7 +70,7 @@ def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd") -> pd.DataF
     s = summary[(summary["test_set"] == test_set) & (summary["eval_mode"] == STANDARD)].set_index("model") \
         if summary is not None and len(summary) else pd.DataFrame()
     rows = []
-    for situation, theirs, ours in PAPER_COUNTERPARTS:
+    for situation, theirs, ours in counterparts:
         p = pub.loc[theirs] if theirs in pub.index else None
         o = s.loc[ours] if ours in s.index else None
         published = "–" if p is None else _published_cell(p["accuracy_mean"], p["accuracy_ci95"])

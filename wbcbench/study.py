@@ -19,7 +19,7 @@ import pandas as pd
 from .atomic import write_text
 from .collect import load_runs, resolve_dir
 from .errors import WbcError
-from .grids import get_grid, model_names
+from .grids import get_grid
 from .stats import compare, holm
 from .tables import STANDARD, row_label, to_markdown
 
@@ -45,6 +45,7 @@ RETIRED_MODELS = {"resnet18_frozenbn": "frozen BatchNorm (init stats)"}
 
 ROBUSTNESS = "drop from in-domain"
 TEST_TIME = "gain on the shifted domain"
+SCORE = "score on the shifted domain"  # two trainings compared where the practitioner sees them, paired by seed
 WORDS = ("holds", "contradicted", "inconclusive", "uninformative", "undetermined")
 CLAIM_WORDS = ("holds", "contradicted", "mixed", "inconclusive")
 
@@ -54,7 +55,7 @@ class Claim:
     """One claim of the paper: every comparison (a, eval mode of a, b, eval mode of b) says a beats b."""
     id: str
     statement: str
-    kind: str  # ROBUSTNESS or TEST_TIME
+    kind: str  # ROBUSTNESS, TEST_TIME or SCORE
     comparisons: tuple
 
 
@@ -82,27 +83,50 @@ _NUMERIC = (*STUDY_METRICS, "top_prediction_share", "majority_baseline")
 _RUN_COLUMNS = ["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir", *_NUMERIC]
 
 
+def variant(model: str, augment=None) -> str:
+    """What the study calls a trained network: the model name, `+<augment>` when trained with one."""
+    return model if augment is None or augment == "none" or (isinstance(augment, float) and pd.isna(augment)) \
+        else f"{model}+{augment}"
+
+
+def grid_variants(grid: str = GRID) -> list[str]:
+    """The variants a grid trains: its model entries with their augmentation override, in grid order."""
+    return [variant(e) if isinstance(e, str) else variant(e[0], dict(e[1]).get("augment"))
+            for e in get_grid(grid)["models"]]
+
+
+def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """A collect() table with `model` renamed to its variant (a copy; unchanged without an augment column)."""
+    if "augment" not in runs.columns:
+        return runs
+    out = runs.copy()
+    out["model"] = [variant(m, a) for m, a in zip(out["model"], out["augment"])]
+    return out
+
+
 def grid_runs(runs: pd.DataFrame, grid: str = GRID) -> pd.DataFrame:
-    """The rows of a collect() table that the verdict counts: the grid's models, profile, training set and
-    seeds (runs of models no longer in the grid are shown in tables, never tested)."""
+    """The rows of a collect() table that the verdict counts, `model` as its variant: the grid's variants,
+    profile, training set and seeds (runs of models no longer in the grid are shown in tables, never
+    tested)."""
     if runs is None or not len(runs):
         return pd.DataFrame(columns=_RUN_COLUMNS)
     g = get_grid(grid)
-    keep = (runs["model"].isin(model_names(g["models"])) & (runs["profile"] == g["profile"])
+    runs = with_variants(runs)
+    keep = (runs["model"].isin(grid_variants(grid)) & (runs["profile"] == g["profile"])
             & (runs["train"] == g["train"]) & runs["seed"].isin(g["seeds"]))
     return runs[keep].reset_index(drop=True)
 
 
 def grid_progress(runs: pd.DataFrame, grid: str = GRID) -> dict:
-    """finished: (model, seed) runs of the grid that have finished, of `total`; others: models with finished
-    runs that the grid does not have; repeated: (model, seed) pairs with more than one finished run."""
+    """finished: (variant, seed) runs of the grid that have finished, of `total`; others: models with
+    finished runs that the grid does not have; repeated: (variant, seed) pairs with more than one run."""
     g = get_grid(grid)
-    total = len(model_names(g["models"])) * len(g["seeds"])
+    total = len(grid_variants(grid)) * len(g["seeds"])
     if runs is None or not len(runs):
         return {"finished": 0, "total": total, "others": [], "repeated": []}
     per = grid_runs(runs, grid).groupby(["model", "seed"])["run_dir"].nunique()
     return {"finished": int(len(per)), "total": total,
-            "others": sorted(set(runs["model"]) - set(model_names(g["models"]))),
+            "others": sorted(set(with_variants(runs)["model"]) - set(grid_variants(grid))),
             "repeated": [f"{m} seed {s}" for (m, s), k in per.items() if k > 1]}
 
 
@@ -168,13 +192,13 @@ def _word(r: dict) -> str:
     return "inconclusive"
 
 
-def verdict_table(runs: pd.DataFrame, claims=CLAIMS, domains=SHIFTED_DOMAINS) -> pd.DataFrame:
+def verdict_table(runs: pd.DataFrame, claims=CLAIMS, domains=SHIFTED_DOMAINS, grid: str | None = GRID) -> pd.DataFrame:
     """One row per claim x comparison x shifted domain, by the analysis plan: paired effect (percentage
     points / 100, positive = the claimed direction) with its 95% t-interval, the paired t-test's p, its Holm
     adjustment within the claim (over the comparisons that are neither undetermined nor uninformative), the
     word, and beside them the accuracy and macro-F1 effects, each side's score, drop, accuracy and share of
-    images in its most-predicted class. Only the grid's runs count (grid_runs)."""
-    runs = grid_runs(runs)
+    images in its most-predicted class. Only the grid's runs count (grid_runs; grid=None: `runs` as given)."""
+    runs = grid_runs(runs, grid) if grid is not None else runs
     rows = []
     for claim in claims:
         rows_c = [_comparison(runs, claim, *c, t) for c in claim.comparisons for t in domains]
@@ -223,7 +247,7 @@ def _interval(r) -> str:
 def comparison_sentence(r) -> str:
     """One comparison of verdict_table in words, with its effect, interval and p-values."""
     head = f"{r['label_a']} vs {r['label_b']} on {r['test_set']}: **{r['word']}**"
-    unit = "seeds" if r["kind"] == ROBUSTNESS else "runs"
+    unit = "runs" if r["kind"] == TEST_TIME else "seeds"
     if r["word"] == "undetermined":
         return f"{head} ({r['n']} paired {unit[:-1] if r['n'] == 1 else unit}; the test needs {MIN_PAIRS})."
     if r["kind"] == ROBUSTNESS:
@@ -267,10 +291,10 @@ def verdict_sentences(v: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def progress_sentence(runs: pd.DataFrame, runs_dir) -> str:
+def progress_sentence(runs: pd.DataFrame, runs_dir, grid: str = GRID) -> str:
     """'N of 40 runs finished', naming what the verdict leaves out."""
-    g = grid_progress(runs)
-    text = f"{g['finished']} of {g['total']} runs of the `{GRID}` grid finished in `{runs_dir}`"
+    g = grid_progress(runs, grid)
+    text = f"{g['finished']} of {g['total']} runs of the `{grid}` grid finished in `{runs_dir}`"
     if g["others"]:
         text += f"; runs of models no longer in the grid are not counted ({', '.join(g['others'])})"
     if g["repeated"]:

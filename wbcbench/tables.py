@@ -13,7 +13,8 @@ DOMAIN_ORDER = ("raabin:testA", "pbc:test", "pbc:val", "raabin:testB", "lisc-pap
                 "cellavision")
 STANDARD = "standard"  # the eval mode without test-time adaptation: listed before the adapted ones
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy")
-METHOD_NAMES = {"adabn": "AdaBN", "tent": "TENT", "batch_stats": "batch stats"}  # test-time methods in tables
+METHOD_NAMES = {"adabn": "AdaBN", "tent": "TENT", "batch_stats": "batch stats", "macenko": "Macenko",
+                "reinhard": "Reinhard"}  # test-time methods in tables
 
 
 def _missing(v) -> bool:

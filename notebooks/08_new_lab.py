@@ -1,0 +1,134 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Deploying in a new lab
+#
+# [**▶ Open in Colab**](https://colab.research.google.com/github/wbc-benchmark/wbc-benchmark/blob/main/notebooks/08_new_lab.ipynb)
+#
+# A classifier trained on one lab's smears meets another lab's stain, scanner and camera. What should a
+# practitioner do? This chapter puts every remedy of this project side by side on the network of the
+# [pretrained study](07_pretrained.ipynb), EfficientNet-Lite0 with BN fine-tuned on `pbc:train`:
+#
+# - **at training time**, on every batch: HED stain jitter (Tellez et al., IEEE TMI 2018, "HED-light"
+#   strength of Tellez et al., Med. Image Anal. 2019), colour jitter (brightness, contrast, saturation and
+#   hue, torchvision's formulas), or grayscale input (BT.601 luma, test images converted too);
+#   `wbcbench.augment` documents each;
+# - **at test time**, on the new lab's unlabelled images: exact AdaBN (Li et al. 2016), TENT (Wang et al.,
+#   ICLR 2021), or stain normalisation to the training domain, Macenko (ISBI 2009) or Reinhard (IEEE CG&A
+#   2001) through `torchstain`, with its reference fitted on `pbc:train` only (`wbcbench.stainnorm`).
+#
+# A **recipe** is one training choice with one test-time choice; the plain recipe is neither. Each is
+# scored on the four shifted domains, standing in for four new labs, and on `pbc:test` for its in-domain
+# cost. The recommendation is chosen by the rule of the [analysis plan](../book/analysis_plan.md)'s
+# addendum, fixed before any of these runs existed.
+
+# %% tags=["remove-cell"]
+# Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
+# runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
+import importlib.util, os, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
+    subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+    sys.path.insert(0, os.path.abspath("wbc-benchmark"))
+from wbcbench.colab import setup
+ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+
+# %% tags=["parameters"]
+runs_dir = "results/cpu-pretrained"  # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
+
+# %%
+import math
+
+from IPython.display import Markdown
+
+from wbcbench import study
+from wbcbench import study_pretrained as SP
+from wbcbench.collect import load_runs
+from wbcbench.tables import summary_table, to_markdown, wide_table
+
+runs, _ = load_runs(runs_dir)
+grid = SP.pretrained_runs(runs)
+recipe_labels = [study.row_label(*r) for r in SP.RECIPES]
+have_runs = bool(len(grid)) and grid["model"].str.startswith(SP.BASE).any()
+Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if have_runs else
+         " No EfficientNet-Lite0 run has finished yet: the tables below are empty and nothing is recommended."))
+
+# %% [markdown]
+# ## 1. Every recipe, per domain
+#
+# The primary metric (balanced accuracy over classes with ≥ 5 test images), in %, mean ± 95% Student-t
+# interval over seeds. The `pbc:test` column is the in-domain cost.
+
+# %%
+base = grid[grid["model"].str.startswith(SP.BASE) & ~grid["model"].str.contains("freezebn")] if have_runs else grid
+summary = summary_table(base, metrics=study.STUDY_METRICS, model_order=[m for m, _ in SP.RECIPES])
+table = wide_table(summary, study.PRIMARY_METRIC, seeds=True)
+Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
+
+# %% [markdown]
+# ## 2. Each recipe against the plain one
+#
+# The gain on each shifted domain (recipe minus plain, paired by seed, in percentage points, with its 95%
+# interval), one Holm family for all 19 recipes × 4 domains, and the plan's word.
+
+# %%
+tests = SP.recipe_tests(runs)
+shown = tests.assign(gain=[f"{e * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo)
+                           else ("–" if math.isnan(e) else f"{e * 100:+.1f}")
+                           for e, lo, hi in zip(tests["effect"], tests["lo"], tests["hi"])])
+wide = shown.pivot(index="label_a", columns="test_set", values="gain").reindex(recipe_labels[1:])
+words = shown.pivot(index="label_a", columns="test_set", values="word").reindex(recipe_labels[1:])
+Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(wide[list(study.SHIFTED_DOMAINS)], index=True)
+         + "\n\n**word**\n\n" + to_markdown(words[list(study.SHIFTED_DOMAINS)], index=True))
+
+# %%
+assert len(tests) == (len(SP.RECIPES) - 1) * len(study.SHIFTED_DOMAINS)
+assert set(tests["word"]) <= set(study.WORDS)
+
+# %% [markdown]
+# ## 3. What a recommendation gains in a lab it has never seen
+#
+# For each shifted domain in turn, the recipe is chosen on the *other three* (highest mean score among
+# recipes that lose at most 2 points in-domain) and scored on the held-out one, against the plain recipe.
+# These gains are what a lab that follows the recommendation can expect, without the optimism of choosing
+# and scoring on the same domain.
+
+# %%
+held = SP.held_out(runs)
+Markdown(to_markdown(held.round(3)))
+
+# %%
+assert list(held["held-out domain"]) == list(study.SHIFTED_DOMAINS)
+
+# %% [markdown]
+# ## 4. The recommendation, and the one command that applies it
+
+# %%
+rec = SP.recommendation(runs)
+if rec["recipe"] is None:
+    text = "_Nothing to recommend yet: the plain recipe has no finished run._"
+else:
+    verdict = ("**supported**: its gain holds on " + ", ".join(d for d, w in rec["words"].items() if w == "holds")
+               if rec["supported"] else "**not shown to help**: no gain of it holds after the Holm correction"
+               if rec["recipe"] != recipe_labels[0] else "the plain recipe itself: no remedy beat it")
+    text = (f"Chosen on all four shifted domains: **{rec['recipe']}**; {verdict}.\n\n"
+            "Train it and apply it to a folder of your own unlabelled images (any folder tree; one CSV row per "
+            "image with the predicted class and the five probabilities):\n\n```bash\n" + rec["command"] + "\n```")
+Markdown(text)
+
+# %%
+if rec["recipe"] is not None:
+    assert rec["recipe"] in recipe_labels and rec["command"].startswith("wbcbench predict")
