@@ -290,6 +290,21 @@ assert len(orient) == len(PAPER_COUNTERPARTS)
 assert orient["paper bccd accuracy (%)"].ne("–").all()  # every counterpart's paper number is in the CSV
 
 # %% [markdown]
+# ### The grid's measured compute
+#
+# Per model, from the finished runs on disk: the wall time of each run's executed notebook (training and
+# every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
+# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
+
+# %%
+timing = study_tables.grid_time(runs_dir)
+Markdown(to_markdown(timing.round(3)) if len(timing) else "_no finished runs yet_")
+
+# %%
+if len(timing):
+    assert timing["runs"].iloc[-1] == timing["runs"].iloc[:-1].sum()
+
+# %% [markdown]
 # ## 9. How to rerun
 #
 # The whole grid (seed-major, resumable: finished runs are skipped, an interrupted run resumes from its

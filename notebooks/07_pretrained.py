@@ -165,7 +165,23 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # set), takes hours per run on two CPU cores. It runs with the same commands on a GPU
 # (`--profile paper`); no GPU was lent to this project while this grid ran, so **every number on this page
 # is from 96 px CPU runs**, and the 224 px column of the comparison is the paper's alone.
+
+# %% [markdown]
+# ### The grid's measured compute
 #
+# Per model, from the finished runs on disk: the wall time of each run's executed notebook (training and
+# every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
+# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
+
+# %%
+timing = study_tables.grid_time(runs_dir)
+Markdown(to_markdown(timing.round(3)) if len(timing) else "_no finished runs yet_")
+
+# %%
+if len(timing):
+    assert timing["runs"].iloc[-1] == timing["runs"].iloc[:-1].sum()
+
+# %% [markdown]
 # ## 6. How to rerun
 #
 # The whole grid in one command (seed-major and resumable: finished runs are skipped, an interrupted run

@@ -258,3 +258,34 @@ def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
                      "done": is_done(run), "cli": cmds["cli"], "papermill": cmds["papermill"]})
     df = pd.DataFrame(rows, columns=["model", "seed", "run", "done", "cli", "papermill"])
     return sort_rows(df, STUDY_MODELS, then=("seed",))
+
+
+def _notebook_seconds(run: Path) -> float:
+    """The executed notebook's wall time (papermill's `duration`: training and every evaluation), or nan."""
+    nb = read_json(run / "notebook.ipynb")
+    try:
+        return float(nb["metadata"]["papermill"]["duration"])
+    except (TypeError, KeyError, ValueError):
+        return math.nan
+
+
+def grid_time(runs_dir) -> pd.DataFrame:
+    """The measured compute of a grid's finished runs, per model and in total ('all'): runs, the median and
+    total wall time of a run's notebook (training and every evaluation, as papermill timed it) and the
+    training seconds of log.csv. On a shared machine the times include whatever else it was doing."""
+    rows = []
+    for run, cfg in run_records(resolve_dir(runs_dir)):
+        if cfg is None or not is_done(run):
+            continue
+        rows.append({"model": cfg.get("model"), "run seconds": _notebook_seconds(run),
+                     "training seconds": _training_seconds(run)[0]})
+    cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows)
+
+    def agg(g, name):
+        return {"model": name, "runs": len(g), "median run (s)": g["run seconds"].median(),
+                "total (h)": g["run seconds"].sum() / 3600, "training total (h)": g["training seconds"].sum() / 3600}
+    out = [agg(g, m) for m, g in df.groupby("model", sort=False)] + [agg(df, "all")]
+    return pd.DataFrame(out, columns=cols)
