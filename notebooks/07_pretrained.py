@@ -162,9 +162,10 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # ## 5. What needs a GPU
 #
 # The paper's own setting, the same arms at 224 px with the `paper` profile (100 epochs, the whole training
-# set), takes hours per run on two CPU cores. It runs with the same commands on a GPU
-# (`--profile paper`); no GPU was lent to this project while this grid ran, so **every number on this page
-# is from 96 px CPU runs**, and the 224 px column of the comparison is the paper's alone.
+# set), takes hours per run on two CPU cores. On a GPU it is one command, seed-major so that a partial run
+# is a complete set of arms at the first seeds: `wbcbench sweep --grid gpu-pretrained --out
+# results/gpu-pretrained`. No GPU was lent to this project while this grid ran, so **every number on this
+# page is from 96 px CPU runs**, and the 224 px column of the comparison is the paper's alone.
 
 # %% [markdown]
 # ### The grid's measured compute

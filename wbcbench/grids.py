@@ -44,6 +44,10 @@ GRIDS: dict[str, dict] = {
                                  seeds=[0], train="pbc:train", test="pbc:val", adapt=()),
     "cpu-pretrained": dict(profile="cpu-pretrained", models=PRETRAINED_MODELS, seeds=list(range(5)), train="pbc:train",
                            test=BUNDLED_TESTS, adapt=("adabn", "tent", "macenko", "reinhard")),
+    # The same arms with the paper's recipe (224 px, 100 epochs, the whole training set) for a lent GPU: seed-major,
+    # so whatever part of it a lent machine's minutes allow is a complete set of arms at the first seeds.
+    "gpu-pretrained": dict(profile="paper", models=[m for m in PRETRAINED_MODELS if isinstance(m, str)],
+                           seeds=list(range(5)), train="pbc:train", test=BUNDLED_TESTS, adapt=("adabn", "tent")),
 }
 
 
