@@ -176,7 +176,13 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 
 # %%
 timing = study_tables.grid_time(runs_dir)
-Markdown(to_markdown(timing.round(3)) if len(timing) else "_no finished runs yet_")
+over = timing[(timing["model"] != "all") & (timing["median run (s)"] > SP.RUN_BUDGET_S)] if len(timing) else timing
+Markdown((to_markdown(timing.round(3)) + "\n\n" + (
+    f"Every arm's median run is within the plan's {SP.RUN_BUDGET_S:.0f} s per run." if not len(over) else
+    "Over the plan's {:.0f} s per run: ".format(SP.RUN_BUDGET_S) + ", ".join(
+        f"{m} ({s:.0f} s)" for m, s in zip(over["model"], over["median run (s)"]))
+    + "; the budget was kept anyway (see the note on the budget rule in the analysis plan's addendum)."))
+         if len(timing) else "_no finished runs yet_")
 
 # %%
 if len(timing):

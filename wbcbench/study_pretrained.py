@@ -141,6 +141,7 @@ def recommendation(runs: pd.DataFrame) -> dict:
     return {"recipe": label, "supported": supported, "words": words, "command": deploy_command(label)}
 
 
+RUN_BUDGET_S = 240.0  # the bound on one run (training and every evaluation), in seconds
 PILOT_METRIC = "pbc:val balanced accuracy"
 PILOT_MARGIN = 0.01  # within 1 point of the best pilot score
 
