@@ -58,6 +58,7 @@ from wbcbench import study, study_tables
 from wbcbench import study_pretrained as SP
 from wbcbench.collect import load_runs
 from wbcbench.paper import PRETRAINED_COUNTERPARTS, paper_orientation
+from wbcbench.profiles import get_profile
 from wbcbench.tables import summary_table, to_markdown, wide_table
 
 # %% [markdown]
@@ -67,9 +68,7 @@ from wbcbench.tables import summary_table, to_markdown, wide_table
 # of this grid existed. The claims as `wbcbench.study_pretrained` tests them:
 
 # %%
-Markdown("\n".join(f"- ({c.id}) {c.statement}: " + ", ".join(f"{study.row_label(a, ma)} vs {study.row_label(b, mb)}"
-                                                             for a, ma, b, mb in c.comparisons) + f" ({c.kind})"
-                   for c in SP.CLAIMS))
+Markdown(study.claims_markdown(SP.CLAIMS))
 
 # %%
 runs, skipped = load_runs(runs_dir)
@@ -93,7 +92,6 @@ Markdown(to_markdown(pilot.drop(columns=["run", "status", "model"]).round(3)) if
          else f"_no pilot runs in `{pilot_dir}`_")
 
 # %%
-from wbcbench.profiles import get_profile  # noqa: E402
 if len(pilot):
     chosen = pilot[pilot["chosen"]].iloc[0]
     hp = get_profile("cpu-pretrained")

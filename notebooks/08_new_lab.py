@@ -50,8 +50,6 @@ ROOT = setup(data=[])  # on Colab: install the clone, download the data, work in
 runs_dir = "results/cpu-pretrained"  # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
 
 # %%
-import math
-
 from IPython.display import Markdown
 
 from wbcbench import study
@@ -61,7 +59,7 @@ from wbcbench.tables import summary_table, to_markdown, wide_table
 
 runs, _ = load_runs(runs_dir)
 grid = SP.pretrained_runs(runs)
-recipe_labels = [study.row_label(*r) for r in SP.RECIPES]
+recipe_labels = list(SP.RECIPE_BY_LABEL)
 have_runs = bool(len(grid)) and grid["model"].str.startswith(SP.BASE).any()
 Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if have_runs else
          " No EfficientNet-Lite0 run has finished yet: the tables below are empty and nothing is recommended."))
@@ -74,7 +72,7 @@ Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if
 
 # %%
 base = grid[grid["model"].str.startswith(SP.BASE) & ~grid["model"].str.contains("freezebn")] if have_runs else grid
-summary = summary_table(base, metrics=study.STUDY_METRICS, model_order=[m for m, _ in SP.RECIPES])
+summary = summary_table(base, metrics=study.STUDY_METRICS, model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
 table = wide_table(summary, study.PRIMARY_METRIC, seeds=True)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
@@ -86,13 +84,9 @@ Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
 # %%
 tests = SP.recipe_tests(runs)
-shown = tests.assign(gain=[f"{e * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo)
-                           else ("–" if math.isnan(e) else f"{e * 100:+.1f}")
-                           for e, lo, hi in zip(tests["effect"], tests["lo"], tests["hi"])])
-wide = shown.pivot(index="label_a", columns="test_set", values="gain").reindex(recipe_labels[1:])
-words = shown.pivot(index="label_a", columns="test_set", values="word").reindex(recipe_labels[1:])
-Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(wide[list(study.SHIFTED_DOMAINS)], index=True)
-         + "\n\n**word**\n\n" + to_markdown(words[list(study.SHIFTED_DOMAINS)], index=True))
+gains, words = SP.recipe_tables(tests)
+Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(gains, index=True) + "\n\n**word**\n\n"
+         + to_markdown(words, index=True))
 
 # %%
 assert len(tests) == (len(SP.RECIPES) - 1) * len(study.SHIFTED_DOMAINS)

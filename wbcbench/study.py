@@ -85,8 +85,7 @@ _RUN_COLUMNS = ["model", "profile", "train", "seed", "eval_mode", "test_set", "r
 
 def variant(model: str, augment=None) -> str:
     """What the study calls a trained network: the model name, `+<augment>` when trained with one."""
-    return model if augment is None or augment == "none" or (isinstance(augment, float) and pd.isna(augment)) \
-        else f"{model}+{augment}"
+    return model if augment is None or augment == "none" or pd.isna(augment) else f"{model}+{augment}"
 
 
 def grid_variants(grid: str = GRID) -> list[str]:
@@ -321,10 +320,14 @@ def rules_markdown() -> str:
         "- **a claim** holds: ≥ 1 comparison holds, none contradicted; contradicted: the reverse; mixed: both; "
         "inconclusive: otherwise",
     ]
-    for c in CLAIMS:
-        pairs = ", ".join(f"{row_label(a, ma)} vs {row_label(b, mb)}" for a, ma, b, mb in c.comparisons)
-        lines.append(f"- claim ({c.id}) {c.statement}: {pairs} ({c.kind})")
-    return "\n".join(lines)
+    return "\n".join([*lines, claims_markdown(CLAIMS)])
+
+
+def claims_markdown(claims) -> str:
+    """One bullet per claim: its statement, every comparison it makes, and what it is tested on."""
+    return "\n".join(f"- claim ({c.id}) {c.statement}: "
+                     + ", ".join(f"{row_label(a, ma)} vs {row_label(b, mb)}" for a, ma, b, mb in c.comparisons)
+                     + f" ({c.kind})" for c in claims)
 
 
 README_START, README_END = "<!-- verdict:start -->", "<!-- verdict:end -->"

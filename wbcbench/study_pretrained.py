@@ -17,7 +17,7 @@ from .grids import REMEDIES, get_grid
 from .stats import compare
 from .study import (IN_DOMAIN, PRIMARY_METRIC, ROBUSTNESS, SCORE, SHIFTED_DOMAINS, STANDARD, TEST_TIME, Claim,
                     grid_runs, variant, verdict_table)
-from .tables import row_label
+from .tables import fmt_gain, row_label
 
 GRID = "cpu-pretrained"
 LITE = tuple(f"efficientnet_lite{v}" for v in (0, 1, 2))
@@ -38,6 +38,7 @@ TEST_METHODS = (STANDARD, "adabn", "tent", "macenko", "reinhard")
 MAX_IN_DOMAIN_COST = 0.02                                # a recipe may lose at most 2 points on pbc:test
 RECIPES = tuple((variant(BASE, a), m) for a in TRAINING for m in TEST_METHODS)
 PLAIN = RECIPES[0]
+RECIPE_BY_LABEL = {row_label(m, mode): (m, mode) for m, mode in RECIPES}  # 'efficientnet_lite0+hed + TENT' -> ...
 RECIPE_CLAIM = Claim("R", "the recipe scores higher in a new lab than the plain recipe", SCORE,
                      tuple((*r, *PLAIN) for r in RECIPES[1:]))
 
@@ -56,6 +57,15 @@ def recipe_tests(runs: pd.DataFrame) -> pd.DataFrame:
     """Every recipe against the plain one on each shifted domain (score on the domain, paired by seed), one
     Holm family: study.verdict_table's rows and words."""
     return verdict_table(pretrained_runs(runs), (RECIPE_CLAIM,), grid=None)
+
+
+def recipe_tables(tests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recipe_tests as two recipe x shifted-domain tables, in RECIPES order: the gain '+x [lo, hi]' (pp)
+    and the plan's word."""
+    cells = tests.assign(gain=[fmt_gain(e, lo, hi) for e, lo, hi in zip(tests["effect"], tests["lo"], tests["hi"])])
+    order = list(RECIPE_BY_LABEL)[1:]
+    return tuple(cells.pivot(index="label_a", columns="test_set", values=v).reindex(order)[list(SHIFTED_DOMAINS)]
+                 for v in ("gain", "word"))
 
 
 def recipe_means(runs: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +87,7 @@ def choose(means: pd.DataFrame, domains) -> str | None:
     """The plan's choice: the recipe with the highest mean of its domain means over `domains`, among those
     with every one of them and an in-domain mean at most MAX_IN_DOMAIN_COST below the plain recipe's; the
     earlier recipe on a tie. None when no recipe qualifies (the plain one not run yet, say)."""
-    plain = means.iloc[0][IN_DOMAIN] if len(means) else float("nan")
+    plain = means.loc[row_label(*PLAIN), IN_DOMAIN] if row_label(*PLAIN) in means.index else float("nan")
     if pd.isna(plain):
         return None
     best, best_score = None, float("-inf")
@@ -90,12 +100,8 @@ def choose(means: pd.DataFrame, domains) -> str | None:
     return best
 
 
-def _recipe(label: str) -> tuple[str, str]:
-    return {row_label(m, mode): (m, mode) for m, mode in RECIPES}[label]
-
-
 def _per_seed(runs: pd.DataFrame, label: str, domain: str) -> pd.Series:
-    model, mode = _recipe(label)
+    model, mode = RECIPE_BY_LABEL[label]
     g = runs[(runs["model"] == model) & (runs["eval_mode"] == mode) & (runs["test_set"] == domain)]
     return g.groupby("seed")[PRIMARY_METRIC].mean()
 
@@ -120,7 +126,7 @@ def held_out(runs: pd.DataFrame) -> pd.DataFrame:
 def deploy_command(label: str, images: str = "YOUR_IMAGES", out: str = "predictions.csv") -> str:
     """The one command that trains `label`'s network with the study's profile and applies it, with its
     test-time method, to a folder of unlabelled images (`wbcbench train` prints the run folder last)."""
-    model, mode = _recipe(label)
+    model, mode = RECIPE_BY_LABEL[label]
     base, _, augment = model.partition("+")
     train = ["wbcbench", "train", "--model", base, "--profile", get_grid(GRID)["profile"], "--seed", "0",
              "--test", IN_DOMAIN, "--quiet", "--out", "runs"] + (["--augment", augment] if augment else [])

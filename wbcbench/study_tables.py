@@ -20,7 +20,7 @@ from .reproduce import train_args
 from .rundir import adapt_methods, evaluations, is_done
 from .stats import mean_ci
 from .study import IN_DOMAIN, PRIMARY_METRIC, RETIRED_MODELS, SHIFTED_DOMAINS, STUDY_MODELS
-from .tables import STANDARD, label_by_domain, ordered, row_label, sort_rows, wide_table
+from .tables import STANDARD, fmt_gain, label_by_domain, ordered, row_label, sort_rows, wide_table
 
 
 def normalisation_table(summary: pd.DataFrame, models=STUDY_MODELS, metric: str = PRIMARY_METRIC) -> pd.DataFrame:
@@ -71,8 +71,7 @@ def gain_table(gains: pd.DataFrame) -> pd.DataFrame:
     """method_gains as a model x domain table of '+gain [lo, hi]' in percentage points."""
     if gains is None or not len(gains):
         return pd.DataFrame()
-    cells = [f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo) else f"{d * 100:+.1f} (no CI)"
-             for d, lo, hi in zip(gains["gain"], gains["lo"], gains["hi"])]
+    cells = [fmt_gain(d, lo, hi) for d, lo, hi in zip(gains["gain"], gains["lo"], gains["hi"])]
     g = gains.assign(label=[row_label(m, e) for m, e in zip(gains["model"], gains["method"])])
     wide = label_by_domain(g, cells)
     wide.insert(0, "seeds", g.groupby("label", sort=False)["seeds"].min().reindex(wide.index).to_numpy())

@@ -53,6 +53,14 @@ def fmt_ci(mean, ci, n=None, scale: float = 100.0, digits: int = 1) -> str:
     return f"{m} ± {ci * scale:.{digits}f}"
 
 
+def fmt_gain(d, lo, hi) -> str:
+    """A paired difference in percentage points with its interval: '+2.1 [+0.3, +3.9]', '+2.1 (no CI)' with
+    one pair, '–' with none."""
+    if _missing(d):
+        return "–"
+    return f"{d * 100:+.1f} (no CI)" if _missing(lo) else f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+
+
 def row_label(model: str, eval_mode: str) -> str:
     """'resnet18_bn', 'resnet18_bn + AdaBN', '... + TENT', '... + batch stats' (other methods by their name)."""
     return model if eval_mode == STANDARD else f"{model} + {METHOD_NAMES.get(eval_mode, eval_mode)}"

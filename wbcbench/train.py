@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import models, rundir
 from .atomic import atomic_path, remove_stale_temp, write_csv, write_json
+from .augment import make_augment
 from .bn import has_adaptable_bn
 from .cache import load_dataset
 from .classes import NUM_CLASSES
@@ -29,7 +30,6 @@ from .datasets import balanced_indices, get_dataset, parse_test_sets
 from .environment import environment
 from .errors import WbcError
 from .evaluate import EVAL_VERSION, STANDARD, autocast_for, evaluate_all, parse_adapt
-from .augment import make_augment
 from .loader import BatchLoader, epoch_rng, mixup
 from .profiles import check_seed, get_profile, recorded, setting
 from .verify import file_digest
