@@ -5,8 +5,6 @@ scipy's own t-tests on the numbers written here, Holm from the textbook step-dow
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,7 +14,6 @@ from scipy import stats
 from runfolders import eye, runs_frame, write_run
 from wbcbench import study, study_tables
 from wbcbench.collect import load_runs
-from wbcbench.errors import WbcError
 from wbcbench.grids import CPU_MODELS, model_names
 from wbcbench.paths import REPO_ROOT
 from wbcbench.profiles import PROFILES
@@ -273,44 +270,6 @@ def test_verdict_on_the_committed_runs(committed):
         assert row.top_prediction_share == pytest.approx(cm.sum(axis=0).max() / cm.sum())
     if len(committed):
         assert study.grid_progress(committed)["finished"] <= 40
-
-
-def test_readme_block_is_the_computed_verdict():
-    """README.md's verdict block is exactly what `python -m wbcbench.study --readme README.md` writes from
-    the committed runs: the README cannot disagree with them."""
-    text = (REPO_ROOT / "README.md").read_text()
-    block = text[text.index(study.README_START):text.index(study.README_END) + len(study.README_END)]
-    assert block == study.readme_block("results/cpu"), \
-        f"README.md's verdict is stale: run `{study.README_COMMAND}`"
-
-
-def test_update_readme_rewrites_only_the_block(tmp_path, capsys):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\nbefore\n{study.README_START}\nold\n{study.README_END}\nafter\n")
-    assert study.main(["--readme", str(readme), "--runs", str(runs)]) == 0
-    text = readme.read_text()
-    assert text.startswith("# x\nbefore\n<!-- verdict:start -->\n") and text.endswith("<!-- verdict:end -->\nafter\n")
-    assert "0 of 40 runs" in text and "| f | TENT recovers accuracy of BN models |" in text
-    assert study.update_readme(readme, runs) is False  # idempotent
-    for bad in (f"no markers\n", f"{study.README_END}\n{study.README_START}\n",
-                f"{study.README_START}\n{study.README_START}\n{study.README_END}\n"):
-        readme.write_text(bad)
-        assert study.main(["--readme", str(readme), "--runs", str(runs)]) == 2
-        assert readme.read_text() == bad  # nothing written
-        assert "verdict:start" in capsys.readouterr().err
-    assert study.main(["--readme", str(tmp_path / "nope.md"), "--runs", str(runs)]) == 2
-    assert "nope.md" in capsys.readouterr().err
-    assert study.main(["--readme", str(readme), "--runs", str(tmp_path / "nothing")]) == 2
-    assert "nothing does not exist" in capsys.readouterr().err
-    with pytest.raises(WbcError):
-        study.update_readme(tmp_path / "nope.md", runs)
-    # the module runs as the README says
-    readme.write_text(f"{study.README_START}\n{study.README_END}\n")
-    done = subprocess.run([sys.executable, "-m", "wbcbench.study", "--readme", str(readme), "--runs", str(runs)],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
-    assert done.returncode == 0 and "0 of 40 runs" in readme.read_text()
 
 
 # ------------------------------------------------------------------------------------------ tables
