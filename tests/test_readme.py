@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from wbcbench import readme
+from wbcbench import study_pretrained as SP
 from wbcbench.errors import WbcError
 from wbcbench.paths import REPO_ROOT
+from wbcbench.tables import row_label
 
 
 def _markers_text(names=tuple(readme.BLOCKS), inner="STALE TEXT"):
@@ -81,3 +84,14 @@ def test_the_module_runs_as_the_readme_says(tmp_path):
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "0 of 40 runs" in path.read_text() and "verdict blocks rewritten" in done.stdout
+
+
+def test_the_recommendation_sentence_says_which_case_it_is():
+    plain, tent = row_label(*SP.PLAIN), row_label(SP.BASE, "tent")
+    assert "no recipe can be chosen yet" in readme.recommendation_sentence(SP.recommendation(pd.DataFrame()))
+    assert "no remedy beat it" in readme.recommendation_sentence({"recipe": plain, "supported": False, "words": {}})
+    words = {"lisc": "holds", "bccd": "inconclusive", "jtsc": "uninformative", "cellavision": "holds"}
+    held = readme.recommendation_sentence({"recipe": tent, "supported": True, "words": words})
+    assert f"**{tent}**, supported" in held and "lisc: holds, bccd: inconclusive, jtsc: uninformative" in held
+    weak = readme.recommendation_sentence({"recipe": tent, "supported": False, "words": {"lisc": "inconclusive"}})
+    assert "not shown to help" in weak and "bccd: –" in weak
