@@ -112,15 +112,10 @@ assert list(held["held-out domain"]) == list(study.SHIFTED_DOMAINS)
 
 # %%
 rec = SP.recommendation(runs)
-if rec["recipe"] is None:
-    text = "_Nothing to recommend yet: the plain recipe has no finished run._"
-else:
-    verdict = ("**supported**: its gain holds on " + ", ".join(d for d, w in rec["words"].items() if w == "holds")
-               if rec["supported"] else "**not shown to help**: no gain of it holds after the Holm correction"
-               if rec["recipe"] != recipe_labels[0] else "the plain recipe itself: no remedy beat it")
-    text = (f"Chosen on all four shifted domains: **{rec['recipe']}**; {verdict}.\n\n"
-            "Train it and apply it to a folder of your own unlabelled images (any folder tree; one CSV row per "
-            "image with the predicted class and the five probabilities):\n\n```bash\n" + rec["command"] + "\n```")
+text = "The recommendation: " + SP.recommendation_sentence(rec)
+if rec["command"] is not None:
+    text += ("\n\nTrain it and apply it to a folder of your own unlabelled images (any folder tree; one CSV row per "
+             "image with the predicted class and the five probabilities):\n\n```bash\n" + rec["command"] + "\n```")
 Markdown(text)
 
 # %%

@@ -115,3 +115,14 @@ def test_claims_cover_each_lite_network():
     for claim in SP.CLAIMS:
         assert {c[2] for c in claim.comparisons} == set(SP.LITE)
     assert len(SP.RECIPES) == 20 and SP.RECIPES[0] == ("efficientnet_lite0", "standard")
+
+
+def test_the_recommendation_sentence_says_which_case_it_is():
+    plain, tent = row_label(*SP.PLAIN), row_label(SP.BASE, "tent")
+    assert "no recipe can be chosen yet" in SP.recommendation_sentence(SP.recommendation(pd.DataFrame()))
+    assert "no remedy beat it" in SP.recommendation_sentence({"recipe": plain, "supported": False, "words": {}})
+    words = {"lisc": "holds", "bccd": "inconclusive", "jtsc": "uninformative", "cellavision": "holds"}
+    held = SP.recommendation_sentence({"recipe": tent, "supported": True, "words": words})
+    assert f"**{tent}**, supported" in held and "lisc: holds, bccd: inconclusive, jtsc: uninformative" in held
+    weak = SP.recommendation_sentence({"recipe": tent, "supported": False, "words": {"lisc": "inconclusive"}})
+    assert "not shown to help" in weak and "bccd: –" in weak

@@ -15,7 +15,7 @@ from . import study_pretrained as SP
 from .atomic import write_text
 from .collect import load_runs, resolve_dir
 from .errors import WbcError
-from .tables import row_label, to_markdown
+from .tables import to_markdown
 
 COMMAND = "python -m wbcbench.readme README.md"
 PLAN = "[analysis plan](book/analysis_plan.md)"
@@ -32,23 +32,12 @@ def cpu_study(runs_dir: str) -> list[str]:
             _claims_table(study.verdict_table(runs))]
 
 
-def recommendation_sentence(rec: dict) -> str:
-    """study_pretrained.recommendation's choice in one sentence, with its Holm words per shifted domain."""
-    if rec["recipe"] is None:
-        return "no recipe can be chosen yet (the plain recipe has no runs)."
-    if rec["recipe"] == row_label(*SP.PLAIN):
-        return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
-    words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in study.SHIFTED_DOMAINS)
-    return (f"the plan's rule chooses **{rec['recipe']}**, " + ("supported" if rec["supported"] else "not shown to help")
-            + f" by the Holm-corrected tests against the plain recipe ({words}).")
-
-
 def pretrained_study(runs_dir: str) -> list[str]:
     """The pretrained study: its progress, the claim table (P1-P4) and the new-lab recommendation."""
     runs, _ = load_runs(runs_dir)
     return [f"The verdict, computed by the addendum of the {PLAN} from the runs: "
             + study.progress_sentence(runs, runs_dir, grid=SP.GRID), "", _claims_table(SP.verdict(runs)), "",
-            "Deploying in a new lab: " + recommendation_sentence(SP.recommendation(runs))]
+            "Deploying in a new lab: " + SP.recommendation_sentence(SP.recommendation(runs))]
 
 
 BLOCKS = {"verdict": ("results/cpu", cpu_study),

@@ -147,6 +147,17 @@ def recommendation(runs: pd.DataFrame) -> dict:
     return {"recipe": label, "supported": supported, "words": words, "command": deploy_command(label)}
 
 
+def recommendation_sentence(rec: dict) -> str:
+    """recommendation()'s choice in one sentence, with its Holm words per shifted domain."""
+    if rec["recipe"] is None:
+        return "no recipe can be chosen yet (the plain recipe has no runs)."
+    if rec["recipe"] == row_label(*PLAIN):
+        return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
+    words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in SHIFTED_DOMAINS)
+    return (f"the plan's rule chooses **{rec['recipe']}**, " + ("supported" if rec["supported"] else "not shown to help")
+            + f" by the Holm-corrected tests against the plain recipe ({words}).")
+
+
 RUN_BUDGET_S = 240.0  # the issue's bound on one run (training and every evaluation), in seconds
 PILOT_METRIC = "pbc:val balanced accuracy"
 PILOT_MARGIN = 0.01  # within 1 point of the best pilot score
