@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbcbench import atomic
-from wbcbench.atomic import write_csv
-from wbcbench.reproduce import compare_runs
-from wbcbench.train import DETERMINISTIC_ENV
+from wbcbench.core import atomic
+from wbcbench.core.atomic import write_csv
+from wbcbench.engine.reproduce import compare_runs
+from wbcbench.engine.train import DETERMINISTIC_ENV
 
 CLI = [sys.executable, "-m", "wbcbench.cli"]
 

@@ -25,11 +25,10 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from test_download import make_archives  # noqa: E402  the archives in each source's own layout
+from wbcbench.data import download
+from wbcbench.data.mirror import build_archives
 
-from wbcbench import download  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -57,7 +56,8 @@ def main(argv=None) -> int:
         served.mkdir()
         t0 = time.time()
         rows = {f: download.load_manifest(f) for f in download.FOLDERS}
-        for name, data in make_archives(rows, lambda f, e: (src / f / e.path).read_bytes(), zipfile.ZIP_STORED).items():
+        archives = build_archives(rows, lambda f, e: (src / f / e.path).read_bytes(), zipfile.ZIP_STORED)
+        for name, data in archives.items():
             (served / name).write_bytes(data)
         steps.append(("build the served archives", 0, time.time() - t0))
         httpd, url = serve(served)

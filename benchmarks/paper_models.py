@@ -25,12 +25,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from wbcbench import datasets, models, train
-from wbcbench.evaluate import eval_dir_name
-from wbcbench.atomic import write_csv
-from wbcbench.errors import WbcError
-from wbcbench.profiles import PROFILES
-from wbcbench.grids import PAPER_MODELS
+from wbcbench import models
+from wbcbench.core.atomic import write_csv
+from wbcbench.core.errors import WbcError
+from wbcbench.core.names import eval_dir_name
+from wbcbench.core.profiles import PROFILES
+from wbcbench.data import datasets
+from wbcbench.engine import train
+from wbcbench.sweep.grids import PAPER_MODELS
 
 #: the paper grid's models
 MODELS = tuple(PAPER_MODELS)

@@ -4,7 +4,7 @@
     python benchmarks/pipeline.py --sections train   # only the side-by-side training comparison
 
 On the same model, resolution, batch size and data (pbc:train), in one process, side by side:
-  1. limit     - the trainer's own epoch loop (wbcbench.train._fit) fed batches already on the device;
+  1. limit     - the trainer's own epoch loop (wbcbench.engine.fit.fit) fed batches already on the device;
   2. wbcbench  - the same loop with the real BatchLoader (uint8 cache -> crops/flips -> device -> normalise);
   3. reference - the same loop fed by what the paper's code does: torchvision ImageFolder + PIL decode +
                  Resize/RandomCrop/flips/ToTensor/Normalize per image through a DataLoader with 2 workers.
@@ -29,7 +29,6 @@ memory must not grow with the dataset beyond the mapped pages.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -44,11 +43,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wbcbench import cache, datasets, models, train
-from wbcbench.atomic import write_csv
-from wbcbench.loader import Batch, BatchLoader
-from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import get_profile
+from wbcbench import models
+from wbcbench.core.atomic import write_csv
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import get_profile
+from wbcbench.data import cache, datasets
+from wbcbench.data.loader import Batch, BatchLoader
+from wbcbench.engine import train
+from wbcbench.engine.fit import CHECKPOINT, fit, training_loader
 
 SECTIONS = ("cache", "loader", "train", "rss")
 COLUMNS = ["section", "measurement", "model", "stored_px", "crop_px", "batch_size", "images", "images_per_s",
@@ -73,7 +75,7 @@ def sync(dev):
 
 
 class Timed:
-    """Stands in for BatchLoader inside train._fit: yields `n` batches from `source()` and times the
+    """Passed to fit as its loader: yields `n` batches from `source()` and times the
     window from fetching batch `warm` to the end of the last training step."""
 
     def __init__(self, source, n: int, warm: int, dev):
@@ -100,24 +102,13 @@ class Timed:
                 if i >= self.warm:
                     self.wait += time.perf_counter() - tw
                 yield b
-            sync(self.dev)  # _fit reads loss.item() every step, so this is already synchronised
+            sync(self.dev)  # fit reads loss.item() every step, so this is already synchronised
             self.seconds = time.perf_counter() - t0
         finally:
             close = getattr(it, "close", None)
             if close:
                 close()
             del it
-
-
-@contextlib.contextmanager
-def trainer_fed_by(make_loader):
-    """Within the block, train._fit builds its loader with make_loader(*args, **kwargs)."""
-    original = train.BatchLoader
-    train.BatchLoader = make_loader
-    try:
-        yield
-    finally:
-        train.BatchLoader = original
 
 
 def reference_loader(root: Path, rel_paths, stored: int, crop: int, batch_size: int, mean, std, dev,
@@ -155,7 +146,7 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
     images = cache.load_images(ds, stored, progress=True)
     n = warm + n_batches
     idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:n * bs])  # spread over the whole cache
-    net = train._new_model(config, dev)
+    net = train.new_model(config, dev)
     mean, std = net.wbc_config["mean"], net.wbc_config["std"]
 
     # 1. the limit: the first min(n, 8) real batches materialised on the device, then cycled
@@ -174,14 +165,12 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
                               hp["hflip"], hp["vflip"], workers=workers)
 
     def make(kind):
-        def factory(*args, **kwargs):
-            if kind == "limit":
-                return Timed(limit_source, n, warm, dev)
-            if kind == "wbcbench":  # the loader _fit itself asked for, with _fit's own arguments
-                real_loader = BatchLoader(*args, **kwargs)
-                return Timed(lambda: real_loader, n, warm, dev)
-            return Timed(lambda: reference_batches(ref_dl, dev), n, warm, dev)
-        return factory
+        if kind == "limit":
+            return Timed(limit_source, n, warm, dev)
+        if kind == "wbcbench":  # the loader fit itself builds, with the run's own settings
+            real_loader = training_loader(images, ds.labels, hp, indices=idx, seed=0, device=dev, mean=mean, std=std)
+            return Timed(lambda: real_loader, n, warm, dev)
+        return Timed(lambda: reference_batches(ref_dl, dev), n, warm, dev)
 
     speeds = {k: [] for k in ("limit", "wbcbench", "reference")}
     waits = {k: [] for k in speeds}
@@ -189,21 +178,15 @@ def bench_train(model_name: str, profile: str, dev, n_batches: int, rounds: int,
     with tempfile.TemporaryDirectory(prefix="wbcbench-bench-") as tmp:
         for r in range(rounds):
             for kind in speeds:
-                made = []
-
-                def recording(*a, _kind=kind, **kw):
-                    t = make(_kind)(*a, **kw)
-                    made.append(t)
-                    return t
+                timed = make(kind)
                 loads.append(load())
-                with trainer_fed_by(recording):
-                    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True, False)
-                ips = n_batches * bs / made[0].seconds
+                fit(net, images, ds.labels, hp, indices=idx, seed=0, device=dev, run_dir=tmp, loader=timed)
+                ips = n_batches * bs / timed.seconds
                 speeds[kind].append(ips)
-                waits[kind].append(made[0].wait / made[0].seconds)
+                waits[kind].append(timed.wait / timed.seconds)
                 print(f"  round {r + 1}/{rounds} {kind:>9}: {ips:8.1f} img/s, waiting for input "
                       f"{100 * waits[kind][-1]:4.1f}% of the time  (load {load():.2f})", flush=True)
-                (Path(tmp) / train.CHECKPOINT).unlink(missing_ok=True)
+                (Path(tmp) / CHECKPOINT).unlink(missing_ok=True)
     # CPU cost of each input pipeline per image, measured alone on one thread (process CPU time, so it hardly
     # depends on the load): what it takes away from the model on a machine whose cores the model already fills
     threads = torch.get_num_threads()
@@ -255,8 +238,8 @@ def bench_loader(dev, n_batches: int, rounds: int, profile: str = "paper") -> li
     for i in np.sort(idx):  # page the images in: measure the loader, not the disk (a warm page cache)
         images[i, ::16, ::16].sum()
     for name, fn, target in [
-        ("loader alone, host: cache read + crop + flips -> uint8 batch", lambda l: l.host_batches(), 5000),
-        (f"loader alone, full: + to {dev.type} + normalise (float, channels_last)", lambda l: iter(l), None),
+        ("loader alone, host: cache read + crop + flips -> uint8 batch", lambda ldr: ldr.host_batches(), 5000),
+        (f"loader alone, full: + to {dev.type} + normalise (float, channels_last)", lambda ldr: iter(ldr), None),
     ]:
         speeds, loads = [], []
         for r in range(rounds):
@@ -310,7 +293,11 @@ RSS_CHILD = r"""
 import json, resource, sys, tempfile
 from pathlib import Path
 import numpy as np, torch
-from wbcbench import cache, datasets, models, train
+from wbcbench.data import cache
+from wbcbench.data import datasets
+from wbcbench import models
+from wbcbench.engine import train
+from wbcbench.engine.fit import fit
 n, profile, device = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 config = train.build_config("resnet18_bn", profile, 0, "pbc:train", ("pbc:test",), (),
                             dict(epochs=1, pretrained=False), None)
@@ -319,9 +306,9 @@ ds = datasets.get_dataset("pbc:train")
 images = cache.load_images(ds, hp["stored_size"])
 idx = np.sort(np.random.default_rng(0).permutation(len(ds))[:n])
 dev = train.resolve_device(device)
-net = train._new_model(config, dev)
+net = train.new_model(config, dev)
 with tempfile.TemporaryDirectory() as tmp:
-    train._fit(net, ds, images, idx, config, Path(tmp), dev, False, True, False)
+    fit(net, images, ds.labels, hp, indices=idx, seed=0, device=dev, run_dir=tmp)
 st = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines() if ":" in l)
 kb = lambda k: int(st[k].split()[0]) if k in st else None
 print(json.dumps(dict(maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_anon_kb=kb("RssAnon"),

@@ -37,13 +37,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
 # %% tags=["parameters"]
 data_root = None      # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./data
@@ -55,11 +62,11 @@ colour_per_class = 20 # class-balanced sample per domain for the colour statisti
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots
-from wbcbench.classes import CLASSES
-from wbcbench.datasets import DATASETS
-from wbcbench.domains import available_domains, class_counts_table, colour_stats, colour_summary
-from wbcbench.tables import to_markdown
+from wbcbench.core.classes import CLASSES
+from wbcbench.data.datasets import DATASETS
+from wbcbench.data.domains import available_domains, class_counts_table, colour_stats, colour_summary
+from wbcbench.report import plots
+from wbcbench.report.tables import to_markdown
 
 # %% [markdown]
 # ## Images per class and domain

@@ -21,7 +21,7 @@
 # This notebook trains **one model** with **one training profile and seed** on one white-blood-cell
 # dataset, then tests it on every requested domain (optionally also with test-time adaptation: AdaBN,
 # TENT, ...), and shows the learning curves, the per-domain metrics and the confusion matrices. It is a
-# thin driver: all the work is done by `wbcbench.train.run`, which writes a run directory
+# thin driver: all the work is done by `wbcbench.engine.train.run`, which writes a run directory
 # `<out>/<model>-<profile>-s<seed>-<hash>/` (`config.json`, `log.csv`,
 # `eval/<test set>[@<method>]/metrics.json` and `predictions.csv`, and `done` last). A finished run is never
 # retrained: rerunning the notebook shows its results, adding only the evaluations it lacks (a new test
@@ -55,13 +55,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
 # %%
 import json
@@ -74,8 +81,10 @@ import torch
 # Without ipywidgets tqdm falls back to text bars, warning with its install path: nothing to record.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-import wbcbench.train
-from wbcbench import collect, parameters, plots
+import wbcbench.engine.train
+from wbcbench.report import plots
+from wbcbench.runs import collect
+from wbcbench.sweep import parameters
 
 print("CUDA available:", torch.cuda.is_available(), "| torch", torch.__version__)
 
@@ -84,7 +93,7 @@ print("CUDA available:", torch.cuda.is_available(), "| torch", torch.__version__
 #
 # `papermill -p NAME VALUE` replaces these values. `test` and `adapt` (test-time methods: `adabn`,
 # `batch_stats`, `tent`) are comma-separated; `overrides` holds profile settings for this run only, e.g.
-# `{"epochs": 1}` or `{"pretrained": True}` (any setting of `wbcbench.profiles.SETTINGS`; JSON-serialisable).
+# `{"epochs": 1}` or `{"pretrained": True}` (any setting of `wbcbench.core.profiles.SETTINGS`; JSON-serialisable).
 # `adabn = True` is the deprecated spelling of `adapt = "adabn"`, kept for older commands.
 # `progress = False` drops the progress bars and keeps one line per epoch (sweeps do that).
 
@@ -115,11 +124,11 @@ params = parameters.check_parameters(
     model=model, profile=profile, seed=seed, train=train, test=test, device=device, out=out, data_root=data_root,
     adapt=adapt, adabn=adabn, resume=resume, progress=progress, weights=weights, overrides=overrides)
 args = parameters.run_arguments(params)
-dev = wbcbench.train.resolve_device(device)
+dev = wbcbench.engine.train.resolve_device(device)
 print("device:", dev)
 
 # %%
-run_dir = wbcbench.train.run(**dict(args, device=str(dev)))
+run_dir = wbcbench.engine.train.run(**dict(args, device=str(dev)))
 cmds = parameters.rerun_commands(**args, output=run_dir / "notebook.ipynb")
 print("run directory:", run_dir)
 print("rerun with papermill:", cmds["papermill"])

@@ -31,13 +31,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=[])
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"  # relative to the working directory or, failing that, the repository
@@ -46,10 +53,10 @@ profile = "cpu"           # keep runs of this training profile only (None: all)
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots
-from wbcbench.collect import load_runs
-from wbcbench.paper import compare_with_paper, load_published
-from wbcbench.tables import summary_table, to_markdown, wide_table
+from wbcbench.report import plots
+from wbcbench.report.paper import compare_with_paper, load_published
+from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.runs.collect import load_runs
 
 runs, skipped = load_runs(runs_dir, profile)
 summary = summary_table(runs, eval_mode="standard")

@@ -46,13 +46,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
 # %% tags=["parameters"]
 checkpoint = "auto"        # a run directory or model.pt; "auto": the CPU study's resnet18_bn seed 0 (its
@@ -72,13 +79,16 @@ import tempfile
 import torch
 from IPython.display import Markdown
 
-from wbcbench import bn, evaluate, paths, plots, train
-from wbcbench.cache import load_images
-from wbcbench.collect import load_runs
-from wbcbench.domains import available_domains, domain_sample
-from wbcbench.reproduce import retrained_checkpoint
-from wbcbench.study_tables import gain_table, method_gains
-from wbcbench.tables import to_markdown
+from wbcbench.adapt import bn
+from wbcbench.core import names, paths
+from wbcbench.data.cache import load_images
+from wbcbench.data.domains import available_domains, domain_sample
+from wbcbench.engine import bn_probe, evaluate, train
+from wbcbench.engine.reproduce import retrained_checkpoint
+from wbcbench.report import plots
+from wbcbench.report.run_tables import gain_table, method_gains
+from wbcbench.report.tables import to_markdown
+from wbcbench.runs.collect import load_runs
 
 provenance = None
 if checkpoint == "auto":
@@ -108,7 +118,7 @@ assert domains, "no test domain available: set data_root"
 # the reference; the further a domain's curve is above it, the more BN mis-normalises that domain.
 
 # %%
-gaps = evaluate.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
+gaps = bn_probe.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_gap_chart(gaps))
 
 # %%
@@ -127,7 +137,7 @@ assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
 # test-time batch statistics would close most of the gap between the training domain and the others.
 
 # %%
-modes = evaluate.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
+modes = bn_probe.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
 
 # %%
@@ -136,7 +146,7 @@ wide["majority baseline"] = modes.groupby("dataset", sort=False)["majority_basel
 Markdown(to_markdown(wide, index=True))
 
 # %%
-assert set(modes["mode"]) == {evaluate.STANDARD, *evaluate.BN_METHODS}
+assert set(modes["mode"]) == {names.STANDARD, *names.BN_METHODS}
 assert modes[["accuracy", "balanced_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
 # AdaBN re-estimates the statistics: they must move away from the stored ones
 name, first = bn.bn_layers(net)[0]

@@ -36,13 +36,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=[])
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"
@@ -51,20 +58,22 @@ profile = "cpu"
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, study, study_tables
-from wbcbench.collect import load_runs
-from wbcbench.tables import summary_table, to_markdown
+from wbcbench.analysis import cpu_study
+from wbcbench.models import MODELS
+from wbcbench.report import plots, run_tables, verdict_text
+from wbcbench.report.tables import summary_table, to_markdown
+from wbcbench.runs.collect import load_runs
 
 #: the from-scratch normalisation variants and the ViT, in the study's order
-NORM_MODELS = [m for m in study.STUDY_MODELS if m.startswith(("resnet18_", "vit_"))]
+NORM_MODELS = {m: MODELS[m].normalisation for m in cpu_study.STUDY_MODELS if m.startswith(("resnet18_", "vit_"))}
 runs, _ = load_runs(runs_dir, profile)
-summary = summary_table(runs, eval_mode="standard", metrics=study.STUDY_METRICS)
-norm = study_tables.normalisation_table(summary, NORM_MODELS)
+summary = summary_table(runs, eval_mode="standard", metrics=cpu_study.STUDY_METRICS)
+norm = run_tables.normalisation_table(summary, NORM_MODELS)
 have_runs = not norm.empty
-Markdown(f"{study.progress_sentence(runs, runs_dir)}\n\n**{study.METRIC_NAMES[study.PRIMARY_METRIC]} (%)**\n\n"
+Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n**{cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} (%)**\n\n"
          + to_markdown(norm, index=True) if have_runs else
          f"**No normalisation runs of profile `{profile}` in `{runs_dir}` yet** (models "
-         f"{', '.join(m for m in NORM_MODELS if m not in study.RETIRED_MODELS)}). Run the CPU study sweep and "
+         f"{', '.join(NORM_MODELS)}). Run the CPU study sweep and "
          "re-run this notebook.")
 
 # %%
@@ -77,7 +86,7 @@ if have_runs:
 
 # %%
 sub = summary[summary["model"].isin(NORM_MODELS)] if have_runs else summary
-plots.show(plots.benchmark_chart(sub, study.PRIMARY_METRIC)) if have_runs else Markdown("_no chart: no runs yet_")
+plots.show(plots.benchmark_chart(sub, cpu_study.PRIMARY_METRIC)) if have_runs else Markdown("_no chart: no runs yet_")
 
 # %% [markdown]
 # ## What the comparisons say
@@ -87,20 +96,20 @@ plots.show(plots.benchmark_chart(sub, study.PRIMARY_METRIC)) if have_runs else M
 # score alone. The drop per model and domain:
 
 # %%
-drops = study_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_runs else runs)
-plots.show(plots.drop_chart(drops, study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
+drops = run_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_runs else runs)
+plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
 
 # %% [markdown]
 # The verdict on the claims about these models (claims (a), (b) and (d) of the CPU study), with every
-# comparison, generated from `study.verdict_table`:
+# comparison, generated from `cpu_study.verdict_table`:
 
 # %%
-verdict = study.verdict_table(runs)
-ours = verdict[(verdict["kind"] == study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS) & verdict["b"].isin(NORM_MODELS)]
-Markdown(study.verdict_sentences(ours))
+verdict = cpu_study.verdict_table(runs)
+ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS) & verdict["b"].isin(NORM_MODELS)]
+Markdown(verdict_text.verdict_sentences(ours))
 
 # %%
-assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(study.WORDS)
+assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(cpu_study.WORDS)
 if not have_runs:
     assert (ours["word"] == "undetermined").all()
 
@@ -111,6 +120,6 @@ if not have_runs:
 # class; compare with the baseline).
 
 # %%
-Markdown("\n\n".join(f"**{study.METRIC_NAMES[m]} (%)**\n\n"
-                      + to_markdown(study_tables.normalisation_table(summary, NORM_MODELS, m), index=True)
-                      for m in study.BESIDE_METRICS) if have_runs else "_no runs yet_")
+Markdown("\n\n".join(f"**{cpu_study.METRIC_NAMES[m]} (%)**\n\n"
+                      + to_markdown(run_tables.normalisation_table(summary, NORM_MODELS, m), index=True)
+                      for m in cpu_study.BESIDE_METRICS) if have_runs else "_no runs yet_")

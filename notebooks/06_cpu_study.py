@@ -44,13 +44,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=[])
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu"         # the grid's run folders (wbcbench sweep --grid cpu-study --out results/cpu)
@@ -59,25 +66,26 @@ pilot_dir = "results/cpu-pilot"  # the runs on pbc:val that chose the cpu profil
 # %%
 from IPython.display import Markdown
 
-from wbcbench import plots, study, study_tables
-from wbcbench.collect import load_runs
-from wbcbench.paper import PAPER_COUNTERPARTS, paper_orientation
-from wbcbench.tables import METHOD_NAMES, STANDARD, summary_table, to_markdown, wide_table
+from wbcbench.analysis import cpu_study
+from wbcbench.report import plots, run_tables, verdict_text
+from wbcbench.report.paper import PAPER_COUNTERPARTS, paper_orientation
+from wbcbench.report.tables import METHOD_NAMES, STANDARD, summary_table, to_markdown, wide_table
+from wbcbench.runs.collect import load_runs
 
 # %% [markdown]
 # ## The rules, fixed before any result
 #
 # The rules: see the [analysis plan](../book/analysis_plan.md) chapter, fixed before the rerun grid
-# existed. As `wbcbench.study` applies them (listed from its constants, not typed here):
+# existed. As `wbcbench.analysis.cpu_study` applies them (listed from its constants, not typed here):
 
 # %%
-Markdown(study.rules_markdown())
+Markdown(verdict_text.rules_markdown())
 
 # %%
 runs, skipped = load_runs(runs_dir)
 have_runs = len(runs) > 0
-progress = study.grid_progress(runs)
-Markdown(f"**{study.progress_sentence(runs, runs_dir)}** Unfinished or unreadable run folders, not counted: "
+progress = cpu_study.grid_progress(runs)
+Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir)}** Unfinished or unreadable run folders, not counted: "
          f"{len(skipped)}." + ("" if have_runs else " Start the grid (section 9) and re-run this notebook; the "
                                "tables and figures stay empty until then, and every comparison reads "
                                "*undetermined*."))
@@ -90,7 +98,7 @@ Markdown(f"**{study.progress_sentence(runs, runs_dir)}** Unfinished or unreadabl
 # finished.
 
 # %%
-settings, seeds = study_tables.study_protocol(runs_dir)
+settings, seeds = run_tables.study_protocol(runs_dir)
 Markdown(to_markdown(settings) if len(settings) else "_no run folders yet_")
 
 # %%
@@ -107,7 +115,7 @@ Markdown(to_markdown(seeds) if len(seeds) else "_no run folders yet_")
 # ran at the same time), so they are indicative only.
 
 # %%
-pilot = study_tables.pilot_table(pilot_dir)
+pilot = run_tables.pilot_table(pilot_dir)
 Markdown(to_markdown(pilot.round({"pbc:val accuracy": 3, "pbc:val balanced accuracy": 3,
                                           "training seconds": 0})) if len(pilot) else f"_no pilot runs in `{pilot_dir}`_")
 
@@ -135,12 +143,12 @@ if len(settings):
 # follow, beside it. The test-image counts per class, from the runs' own metrics:
 
 # %%
-Markdown(to_markdown(study_tables.domain_class_counts(runs)) if have_runs else "_no runs yet_")
+Markdown(to_markdown(run_tables.domain_class_counts(runs)) if have_runs else "_no runs yet_")
 
 # %%
-summary = summary_table(runs, metrics=study.STUDY_METRICS, model_order=study.STUDY_MODELS)
-tables = {m: wide_table(summary, m, seeds=True) for m in study.STUDY_METRICS}
-Markdown("\n\n".join(f"### {study.METRIC_NAMES[m].capitalize()} (%), mean ± 95% CI (Student t) over seeds\n\n"
+summary = summary_table(runs, metrics=cpu_study.STUDY_METRICS, model_order=cpu_study.STUDY_MODELS)
+tables = {m: wide_table(summary, m, seeds=True) for m in cpu_study.STUDY_METRICS}
+Markdown("\n\n".join(f"### {cpu_study.METRIC_NAMES[m].capitalize()} (%), mean ± 95% CI (Student t) over seeds\n\n"
                       + (to_markdown(t, index=True) if have_runs else "_no runs yet_") for m, t in tables.items()))
 
 # %%
@@ -162,12 +170,12 @@ else:
 # over seeds. A longer bar to the right is a larger drop; a point without a bar has one seed.
 
 # %%
-drops = study_tables.domain_drops(runs, study.PRIMARY_METRIC)
-plots.show(plots.drop_chart(drops, study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
+drops = run_tables.domain_drops(runs, cpu_study.PRIMARY_METRIC)
+plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
 
 # %%
 if len(drops):
-    assert set(drops["test_set"]) <= set(study.SHIFTED_DOMAINS)
+    assert set(drops["test_set"]) <= set(cpu_study.SHIFTED_DOMAINS)
     assert (drops["drop_lo"] <= drops["drop_mean"]).all() and (drops["drop_mean"] <= drops["drop_hi"]).all()
 
 # %% [markdown]
@@ -180,16 +188,16 @@ if len(drops):
 
 # %%
 methods = [m for m in summary["eval_mode"].unique() if m != STANDARD] if have_runs else []
-gains = {m: study_tables.method_gains(runs, m) for m in methods}
+gains = {m: run_tables.method_gains(runs, m) for m in methods}
 Markdown("\n\n".join(f"**{METHOD_NAMES.get(m, m)}** (gain in pp, [95% CI])\n\n"
-                      + to_markdown(study_tables.gain_table(g), index=True) for m, g in gains.items())
+                      + to_markdown(run_tables.gain_table(g), index=True) for m, g in gains.items())
          if gains else "_no test-time evaluations yet_")
 
 # %%
 for g in gains.values():
     ci = g.dropna(subset=["lo"])
     assert ((ci["lo"] <= ci["gain"]) & (ci["gain"] <= ci["hi"])).all()
-    assert set(g["test_set"]) <= {study.IN_DOMAIN, *study.SHIFTED_DOMAINS}
+    assert set(g["test_set"]) <= {cpu_study.IN_DOMAIN, *cpu_study.SHIFTED_DOMAINS}
 
 # %% [markdown]
 # ## 5. Which classes fail: per-class recall on the shifted domains
@@ -198,7 +206,7 @@ for g in gains.values():
 # of a class with 1 or 3 images (see the counts above) is a coarse number.
 
 # %%
-recall = study_tables.recall_by_class(runs)
+recall = run_tables.recall_by_class(runs)
 plots.show(plots.recall_heatmap(recall)) if len(recall) else Markdown("_no chart: no runs yet_")
 
 # %%
@@ -216,7 +224,7 @@ if len(recall):
 # true class, colour: share of the row, numbers: image counts).
 
 # %%
-ranking = study_tables.rank_models(summary)
+ranking = run_tables.rank_models(summary)
 Markdown(to_markdown(ranking.round(3)) if len(ranking) else "_no ranking: no runs yet_")
 
 # %%
@@ -224,8 +232,8 @@ confusions = {}
 if len(ranking):
     picks = [("best", ranking["model"].iloc[0]), ("worst", ranking["model"].iloc[-1])]
     for tag, model in picks[: 1 if len(ranking) == 1 else 2]:
-        for t in study.SHIFTED_DOMAINS:
-            cm, n = study_tables.summed_confusion(runs, model, t)
+        for t in cpu_study.SHIFTED_DOMAINS:
+            cm, n = run_tables.summed_confusion(runs, model, t)
             if cm is not None:
                 confusions[f"{tag}: {model}, {t} ({n} seed{'s' if n > 1 else ''})"] = cm
 plots.show(plots.confusion_chart(confusions, columns=4)) if confusions else Markdown("_no matrices: no runs yet_")
@@ -233,37 +241,37 @@ plots.show(plots.confusion_chart(confusions, columns=4)) if confusions else Mark
 # %%
 if confusions:
     best = ranking["model"].iloc[0]
-    for t in study.SHIFTED_DOMAINS:
-        cm, n = study_tables.summed_confusion(runs, best, t)
+    for t in cpu_study.SHIFTED_DOMAINS:
+        cm, n = run_tables.summed_confusion(runs, best, t)
         per_seed = runs[(runs["model"] == best) & (runs["test_set"] == t) & (runs["eval_mode"] == "standard")]
         assert cm.sum() == per_seed["n"].sum() and n == len(per_seed)
 
 # %% [markdown]
 # ## 7. The verdict
 #
-# Computed by `study.verdict_table` from the rules above and nothing else: one row per claim, comparison and
+# Computed by `cpu_study.verdict_table` from the rules above and nothing else: one row per claim, comparison and
 # shifted domain. Robustness comparisons are paired by seed on the drop from `pbc:test`; test-time ones by
 # run on the gain; the effect is positive in the claimed direction; p is the two-sided paired t-test, Holm
 # p its adjustment within the claim. Only runs of the grid's models count.
 
 # %%
-verdict = study.verdict_table(runs)
-claims = study.claim_summary(verdict)
+verdict = cpu_study.verdict_table(runs)
+claims = cpu_study.claim_summary(verdict)
 Markdown(to_markdown(claims))
 
 # %% [markdown]
 # ### Each claim and every comparison, in words
 
 # %%
-Markdown(study.verdict_sentences(verdict))
+Markdown(verdict_text.verdict_sentences(verdict))
 
 # %%
-assert len(verdict) == sum(len(c.comparisons) for c in study.CLAIMS) * len(study.SHIFTED_DOMAINS)
-assert set(verdict["word"]) <= set(study.WORDS) and set(claims["verdict"]) <= set(study.CLAIM_WORDS)
+assert len(verdict) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
+assert set(verdict["word"]) <= set(cpu_study.WORDS) and set(claims["verdict"]) <= set(cpu_study.CLAIM_WORDS)
 assert not set(verdict["a"]) & set(progress["others"])  # runs of models no longer in the grid never count
 tested = verdict[verdict["p_holm"].notna()]
-assert ((verdict["word"] == "holds") == ((verdict["p_holm"] < study.ALPHA) & (verdict["effect"] > 0))).all()
-assert ((verdict["word"] == "contradicted") == ((verdict["p_holm"] < study.ALPHA) & (verdict["effect"] < 0))).all()
+assert ((verdict["word"] == "holds") == ((verdict["p_holm"] < cpu_study.ALPHA) & (verdict["effect"] > 0))).all()
+assert ((verdict["word"] == "contradicted") == ((verdict["p_holm"] < cpu_study.ALPHA) & (verdict["effect"] < 0))).all()
 assert (tested["p_holm"] >= tested["p"] - 1e-12).all() and (verdict["word"] == "undetermined").eq(verdict["n"] < 2).all()
 if not have_runs:
     assert (verdict["word"] == "undetermined").all()
@@ -297,7 +305,7 @@ assert orient["paper bccd accuracy (%)"].ne("–").all()  # every counterpart's 
 # 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
 
 # %%
-timing = study_tables.grid_time(runs_dir)
+timing = run_tables.grid_time(runs_dir)
 Markdown(to_markdown(timing.round(3)) if len(timing) else "_no finished runs yet_")
 
 # %%
@@ -320,7 +328,7 @@ if len(timing):
 # here (change `--seed` for the others):
 
 # %%
-rerun = study_tables.study_rerun(runs_dir, out=runs_dir)
+rerun = run_tables.study_rerun(runs_dir, out=runs_dir)
 one = rerun.drop_duplicates("model") if len(rerun) else rerun
 Markdown("```bash\n" + "\n".join(one["cli"]) + "\n```" if len(one) else "_no run folders yet_")
 

@@ -39,13 +39,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=[])
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu-pretrained"          # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
@@ -54,27 +61,28 @@ pilot_dir = "results/cpu-pretrained-pilot"   # the runs on pbc:val that chose th
 # %%
 from IPython.display import Markdown
 
-from wbcbench import study, study_tables
-from wbcbench import study_pretrained as SP
-from wbcbench.collect import load_runs
-from wbcbench.paper import PRETRAINED_COUNTERPARTS, paper_orientation
-from wbcbench.profiles import get_profile
-from wbcbench.tables import summary_table, to_markdown, wide_table
+from wbcbench.analysis import cpu_study
+from wbcbench.analysis import pretrained_study as SP
+from wbcbench.core.profiles import get_profile
+from wbcbench.report import run_tables, verdict_text
+from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
+from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.runs.collect import load_runs
 
 # %% [markdown]
 # ## The rules, fixed before any result
 #
 # The [analysis plan](../book/analysis_plan.md) and its addendum of 2026-12-02 were fixed before any run
-# of this grid existed. The claims as `wbcbench.study_pretrained` tests them:
+# of this grid existed. The claims as `wbcbench.analysis.pretrained_study` tests them:
 
 # %%
-Markdown(study.claims_markdown(SP.CLAIMS))
+Markdown(verdict_text.claims_markdown(SP.CLAIMS))
 
 # %%
 runs, skipped = load_runs(runs_dir)
 grid = SP.pretrained_runs(runs)
 have_runs = len(grid) > 0
-Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}** Unfinished or unreadable run folders, "
+Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}** Unfinished or unreadable run folders, "
          f"not counted: {len(skipped)}." + ("" if have_runs else " The grid has not run yet (section 6): the "
                                             "tables are empty and every comparison reads *undetermined*."))
 
@@ -87,7 +95,7 @@ Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}** Unfinishe
 # Training seconds are the sum of the epoch times of each run's `log.csv` on this 2-core machine.
 
 # %%
-pilot = SP.pilot_choice(study_tables.pilot_table(pilot_dir))
+pilot = SP.pilot_choice(run_tables.pilot_table(pilot_dir))
 Markdown(to_markdown(pilot.drop(columns=["run", "status", "model"]).round(3)) if len(pilot)
          else f"_no pilot runs in `{pilot_dir}`_")
 
@@ -109,8 +117,8 @@ if len(pilot):
 # %%
 arms = grid[grid["model"].isin([c[2] for c in PRETRAINED_COUNTERPARTS])
             & grid["eval_mode"].isin(["standard", "adabn", "tent"])] if have_runs else grid
-summary = summary_table(arms, metrics=study.STUDY_METRICS, model_order=[c[2] for c in PRETRAINED_COUNTERPARTS])
-table = wide_table(summary, study.PRIMARY_METRIC, seeds=True)
+summary = summary_table(arms, metrics=cpu_study.STUDY_METRICS, model_order=[c[2] for c in PRETRAINED_COUNTERPARTS])
+table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
 # %%
@@ -126,16 +134,16 @@ if have_runs:
 
 # %%
 verdict = SP.verdict(runs)
-claims = study.claim_summary(verdict)
+claims = cpu_study.claim_summary(verdict)
 Markdown(to_markdown(claims))
 
 # %%
-Markdown(study.verdict_sentences(verdict))
+Markdown(verdict_text.verdict_sentences(verdict))
 
 # %%
-assert len(verdict) == sum(len(c.comparisons) for c in SP.CLAIMS) * len(study.SHIFTED_DOMAINS)
-assert set(verdict["word"]) <= set(study.WORDS) and set(claims["verdict"]) <= set(study.CLAIM_WORDS)
-assert (verdict["word"] == "undetermined").eq(verdict["n"] < study.MIN_PAIRS).all()
+assert len(verdict) == sum(len(c.comparisons) for c in SP.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
+assert set(verdict["word"]) <= set(cpu_study.WORDS) and set(claims["verdict"]) <= set(cpu_study.CLAIM_WORDS)
+assert (verdict["word"] == "undetermined").eq(verdict["n"] < cpu_study.MIN_PAIRS).all()
 if not have_runs:
     assert (verdict["word"] == "undetermined").all()
 
@@ -173,7 +181,7 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
 
 # %%
-timing = study_tables.grid_time(runs_dir)
+timing = run_tables.grid_time(runs_dir)
 over = timing[(timing["model"] != "all") & (timing["median run (s)"] > SP.RUN_BUDGET_S)] if len(timing) else timing
 Markdown((to_markdown(timing.round(3)) + "\n\n" + (
     f"Every arm's median run is within the plan's {SP.RUN_BUDGET_S:.0f} s per run." if not len(over) else
@@ -201,6 +209,6 @@ if len(timing):
 # Each run's own command, rebuilt from its `config.json` (one per model; change `--seed` for the others):
 
 # %%
-rerun = study_tables.study_rerun(runs_dir, out=runs_dir)
+rerun = run_tables.study_rerun(runs_dir, out=runs_dir)
 one = rerun.drop_duplicates("model") if len(rerun) else rerun
 Markdown("```bash\n" + "\n".join(one["cli"]) + "\n```" if len(one) else "_no run folders yet_")

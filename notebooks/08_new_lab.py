@@ -25,10 +25,10 @@
 # - **at training time**, on every batch: HED stain jitter (Tellez et al., IEEE TMI 2018, "HED-light"
 #   strength of Tellez et al., Med. Image Anal. 2019), colour jitter (brightness, contrast, saturation and
 #   hue, torchvision's formulas), or grayscale input (BT.601 luma, test images converted too);
-#   `wbcbench.augment` documents each;
+#   `wbcbench.engine.augment` documents each;
 # - **at test time**, on the new lab's unlabelled images: exact AdaBN (Li et al. 2016), TENT (Wang et al.,
 #   ICLR 2021), or stain normalisation to the training domain, Macenko (ISBI 2009) or Reinhard (IEEE CG&A
-#   2001) through `torchstain`, with its reference fitted on `pbc:train` only (`wbcbench.stainnorm`).
+#   2001) through `torchstain`, with its reference fitted on `pbc:train` only (`wbcbench.adapt.stain`).
 #
 # A **recipe** is one training choice with one test-time choice; the plain recipe is neither. Each is
 # scored on the four shifted domains, standing in for four new labs, and on `pbc:test` for its in-domain
@@ -38,13 +38,20 @@
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d wbc-benchmark ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-main}" '
-                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-https://github.com/wbc-benchmark/wbc-benchmark}" wbc-benchmark',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("wbc-benchmark"))
-from wbcbench.colab import setup
-ROOT = setup(data=[])  # on Colab: install the clone, download the data, work inside the clone
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data=[])
 
 # %% tags=["parameters"]
 runs_dir = "results/cpu-pretrained"  # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
@@ -52,16 +59,17 @@ runs_dir = "results/cpu-pretrained"  # wbcbench sweep --grid cpu-pretrained --ou
 # %%
 from IPython.display import Markdown
 
-from wbcbench import study
-from wbcbench import study_pretrained as SP
-from wbcbench.collect import load_runs
-from wbcbench.tables import summary_table, to_markdown, wide_table
+from wbcbench.analysis import cpu_study
+from wbcbench.analysis import pretrained_study as SP
+from wbcbench.report import verdict_text
+from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.runs.collect import load_runs
 
 runs, _ = load_runs(runs_dir)
 grid = SP.pretrained_runs(runs)
 recipe_labels = list(SP.RECIPE_BY_LABEL)
 have_runs = bool(len(grid)) and grid["model"].str.startswith(SP.BASE).any()
-Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if have_runs else
+Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if have_runs else
          " No EfficientNet-Lite0 run has finished yet: the tables below are empty and nothing is recommended."))
 
 # %% [markdown]
@@ -72,8 +80,8 @@ Markdown(f"**{study.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" + ("" if
 
 # %%
 base = grid[grid["model"].str.startswith(SP.BASE) & ~grid["model"].str.contains("freezebn")] if have_runs else grid
-summary = summary_table(base, metrics=study.STUDY_METRICS, model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
-table = wide_table(summary, study.PRIMARY_METRIC, seeds=True)
+summary = summary_table(base, metrics=cpu_study.STUDY_METRICS, model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
+table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
@@ -84,13 +92,13 @@ Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
 # %%
 tests = SP.recipe_tests(runs)
-gains, words = SP.recipe_tables(tests)
+gains, words = verdict_text.recipe_tables(tests)
 Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(gains, index=True) + "\n\n**word**\n\n"
          + to_markdown(words, index=True))
 
 # %%
-assert len(tests) == (len(SP.RECIPES) - 1) * len(study.SHIFTED_DOMAINS)
-assert set(tests["word"]) <= set(study.WORDS)
+assert len(tests) == (len(SP.RECIPES) - 1) * len(cpu_study.SHIFTED_DOMAINS)
+assert set(tests["word"]) <= set(cpu_study.WORDS)
 
 # %% [markdown]
 # ## 3. What a recommendation gains in a lab it has never seen
@@ -105,14 +113,14 @@ held = SP.held_out(runs)
 Markdown(to_markdown(held.round(3)))
 
 # %%
-assert list(held["held-out domain"]) == list(study.SHIFTED_DOMAINS)
+assert list(held["held-out domain"]) == list(cpu_study.SHIFTED_DOMAINS)
 
 # %% [markdown]
 # ## 4. The recommendation, and the one command that applies it
 
 # %%
 rec = SP.recommendation(runs)
-text = "The recommendation: " + SP.recommendation_sentence(rec)
+text = "The recommendation: " + verdict_text.recommendation_sentence(rec)
 if rec["command"] is not None:
     text += ("\n\nTrain it and apply it to a folder of your own unlabelled images (any folder tree; one CSV row per "
              "image with the predicted class and the five probabilities):\n\n```bash\n" + rec["command"] + "\n```")

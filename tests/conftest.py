@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wbcbench.paths import data_root as _data_root
-from wbcbench.errors import WbcError
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import data_root as _data_root
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from wbcbench.classes import CLASSES
+from wbcbench.core.classes import CLASSES
 
 
 def runs_frame(rows) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Batch colour augmentations (wbcbench.augment) checked against their definitions, on synthetic and real PBC
+"""Batch colour augmentations (wbcbench.engine.augment) checked against their definitions, on synthetic and real PBC
 images."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from wbcbench import augment as A
-from wbcbench.cache import load_images
-from wbcbench.datasets import balanced_indices, get_dataset
-from wbcbench.errors import WbcError
+from wbcbench.core.errors import WbcError
+from wbcbench.data.cache import load_images
+from wbcbench.data.datasets import balanced_indices, get_dataset
+from wbcbench.engine import augment as A
 
 
 @pytest.fixture(scope="module")

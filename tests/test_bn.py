@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from wbcbench import bn
+from wbcbench.adapt import bn
 from wbcbench.models import create_model
 
 
@@ -271,7 +271,7 @@ def test_tent_is_deterministic_and_keeps_dropout_off():
 
 
 def test_tent_refuses_a_network_without_bn():
-    from wbcbench.errors import WbcError
+    from wbcbench.core.errors import WbcError
     torch.manual_seed(0)
     with pytest.raises(WbcError, match="TENT adapts BatchNorm"):
         bn.Tent(nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4)))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wbcbench.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
 

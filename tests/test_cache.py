@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from wbcbench import cache as C
-from wbcbench import datasets as D
-from wbcbench.errors import WbcError
 from realdata import image_folder, real_files
+
+from wbcbench.core.errors import WbcError
+from wbcbench.data import cache as C
+from wbcbench.data import datasets as D
 
 
 @pytest.fixture

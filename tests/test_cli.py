@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_download import server, subset_registry, upstream  # noqa: F401 - its loopback server fixtures
-from wbcbench import cli, parameters
-from wbcbench import download as DL
-from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import PROFILES, SETTINGS, flag, get_profile
-from wbcbench.reproduce import train_args
-from wbcbench.verify import verify
+
+from wbcbench import cli
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import SETTINGS, flag, get_profile
+from wbcbench.data import download as DL
+from wbcbench.data.verify import verify
+from wbcbench.runs.records import train_args
+from wbcbench.sweep import parameters
 
 # A valid value for every setting, each different from the cpu profile's.
 EVERY = dict(epochs=7, warmup_epochs=2, lr=1e-5, weight_decay=0.01, batch_size=16, eval_batch_size=64,

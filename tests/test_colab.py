@@ -15,14 +15,14 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-
-from wbcbench import colab, download
-from wbcbench.collect import load_runs
-from wbcbench.errors import WbcError
-from wbcbench.paths import REPO_ROOT
-from wbcbench.sources import DATASETS
-
 from test_download import Server, make_archives
+
+from wbcbench import colab
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.data import download
+from wbcbench.data.sources import DATASETS
+from wbcbench.runs.collect import load_runs
 
 NOTEBOOKS = sorted(colab.NOTEBOOKS.glob("[0-9]*.ipynb"))
 

@@ -1,13 +1,13 @@
-"""Run folders into tables (wbcbench.collect): finished runs only, a clear error for a folder that is not
+"""Run folders into tables (wbcbench.runs.collect): finished runs only, a clear error for a folder that is not
 there, and the appendix's run index."""
 from __future__ import annotations
 
 import pytest
-
 from runfolders import eye, write_run
-from wbcbench.collect import collect, load_runs, resolve_dir, run_index
-from wbcbench.errors import WbcError
-from wbcbench.paths import REPO_ROOT
+
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.runs.collect import collect, load_runs, resolve_dir, run_index
 
 
 def test_collect_of_a_missing_folder_names_it(tmp_path):

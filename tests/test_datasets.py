@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from wbcbench import datasets as D
-from wbcbench import verify as V
-from wbcbench.sources import DATASETS, KINDS
-from wbcbench.classes import CLASSES
-from wbcbench.errors import WbcError
 from realdata import image_folder, real_files
+
+from wbcbench.core.classes import CLASSES
+from wbcbench.core.errors import WbcError
+from wbcbench.data import datasets as D
+from wbcbench.data import verify as V
+from wbcbench.data.sources import DATASETS, KINDS
 
 BUNDLED = ("pbc", "pbc:train", "pbc:val", "pbc:test", "lisc", "bccd", "jtsc", "cellavision")
 

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from werkzeug import Request, Response
 
-from wbcbench import datasets as D
-from wbcbench.sources import DATASETS
-from wbcbench.verify import verify
-from wbcbench import download as DL
-from wbcbench.classes import CLASSES
-from wbcbench.errors import WbcError
-from wbcbench.raabin import import_raabin
+from wbcbench.core.classes import CLASSES
+from wbcbench.core.errors import WbcError
+from wbcbench.data import datasets as D
+from wbcbench.data import download as DL
+from wbcbench.data.mirror import build_archives
+from wbcbench.data.raabin import import_raabin
+from wbcbench.data.sources import DATASETS
+from wbcbench.data.verify import verify
 
 IMAGE_FOLDERS = ("pbc", "lisc", "bccd", "jtsc", "cellavision")
 SPLITS = ("train", "val", "test")
@@ -48,20 +49,9 @@ def write_manifest(folder_dir: Path, name: str, entries) -> None:
 
 
 def make_archives(rows: dict, read, compression=zipfile.ZIP_DEFLATED) -> dict[str, bytes]:
-    """{archive fname: zip bytes} in each source's layout (GitHub's top folder, one unlisted upstream file)
-    holding rows[folder] (manifest entries) of every folder; read(folder, entry) gives a file's bytes.
+    """The sources' archives holding rows[folder] of every folder, plus one unlisted upstream file each.
     Also used by tests/test_colab.py with the full shipped manifests."""
-    archives = {}
-    for key, archive in DL.ARCHIVES.items():
-        buf = io.BytesIO()
-        top = f"{archive.fname[:-4]}-full-sha/" if archive.strip_top else ""
-        with zipfile.ZipFile(buf, "w", compression) as zf:
-            for folder in (f for f, k in DL.FOLDERS.items() if k == key):
-                for e in rows[folder]:
-                    zf.writestr(top + e.member, read(folder, e))
-            zf.writestr(top + EXTRA[key], b"not listed in any manifest")
-        archives[archive.fname] = buf.getvalue()
-    return archives
+    return build_archives(rows, read, compression, extra=EXTRA)
 
 
 @pytest.fixture(scope="module")

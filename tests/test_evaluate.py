@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from wbcbench import bn, evaluate
-from wbcbench.cache import load_dataset
-from wbcbench.errors import WbcError
-from wbcbench.evaluate import (ADAPT_METHODS, BN_METHODS, EVAL_VERSION, STANDARD, eval_dir_name, evaluate_all, evaluate_method,
-                               parse_adapt, batch_order)
+from wbcbench.adapt import bn
+from wbcbench.core.errors import WbcError
+from wbcbench.core.names import ADAPT_METHODS, BN_METHODS, STANDARD, eval_dir_name
+from wbcbench.core.profiles import get_profile
+from wbcbench.data.cache import load_dataset
+from wbcbench.engine import bn_probe, evaluate
+from wbcbench.engine.evaluate import EVAL_VERSION, batch_order, evaluate_all, evaluate_method, parse_adapt
 from wbcbench.models import create_model
-from wbcbench.profiles import get_profile
 
 HP = get_profile("smoke")  # 32 px crops, eval batches of 128 > 100 images: one batch per test set
 TEST = "cellavision"
@@ -100,7 +101,7 @@ def test_networks_without_bn_get_the_standard_evaluation_only(data_root, tmp_pat
 def test_stain_normalisation_evaluates_the_network_on_the_normalised_images(net, data, data_root, tmp_path, method):
     """`macenko`/`reinhard`: the standard evaluation of the test images normalised to the training domain's
     reference (pbc:train, never the test set), for any network (GroupNorm too), written as its own folder."""
-    from wbcbench.stainnorm import normalise, training_reference
+    from wbcbench.adapt.stain import normalise, training_reference
     ds, images = data
     ref = training_reference(method, size=HP["stored_size"], data_root=data_root)
     normed = normalise(images, ref).images
@@ -138,17 +139,17 @@ def test_an_evaluation_under_an_old_folder_name_is_replaced(net, data_root, tmp_
 
 def test_compare_bn_modes_uses_the_same_methods(written, net, data_root):
     run_dir, results = written
-    table = evaluate.compare_bn_modes(net, HP, [TEST], data_root)
+    table = bn_probe.compare_bn_modes(net, HP, [TEST], data_root)
     assert list(table["mode"]) == [STANDARD, *BN_METHODS]
     for row in table.itertuples():
         assert row.accuracy == results[eval_dir_name(TEST, row.mode)]["accuracy"], row.mode
     torch.manual_seed(0)
     gn = create_model("resnet18_gn", pretrained=False)
-    assert list(evaluate.compare_bn_modes(gn, HP, [TEST], data_root)["mode"]) == [STANDARD]
+    assert list(bn_probe.compare_bn_modes(gn, HP, [TEST], data_root)["mode"]) == [STANDARD]
 
 
 def test_domain_stat_gaps_one_row_per_layer_and_domain(net, data_root):
-    gaps = evaluate.domain_stat_gaps(net, HP, [TEST, "jtsc"], data_root)
+    gaps = bn_probe.domain_stat_gaps(net, HP, [TEST, "jtsc"], data_root)
     layers = len(bn.bn_layers(net))
     assert len(gaps) == 2 * layers and list(gaps["layer_index"][:layers]) == list(range(layers))
     assert (gaps["gap"] > 0).all() and (gaps["var_ratio"] > 0).all()

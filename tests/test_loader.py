@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from wbcbench import cache, datasets
-from wbcbench.loader import BatchLoader, epoch_rng, mixup
+from wbcbench.data import cache, datasets
+from wbcbench.data.loader import BatchLoader, epoch_rng, mixup
 
 STORED, CROP = 40, 32
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -169,7 +169,7 @@ def test_mixup_mixes_inputs_and_labels():
 def test_augmentation_is_applied_to_each_batch_with_its_epoch_draws_in_order(data, name):
     """The loader's batches are exactly normalise(aug(crop batch, gen)) with gen = epoch_generator(seed,
     epoch) consumed batch after batch: the augmentation's definition, in the order a resumed run repeats."""
-    from wbcbench.augment import epoch_generator, make_augment
+    from wbcbench.engine.augment import epoch_generator, make_augment
     aug = make_augment(name)
     plain = loader(data)
     augmented = loader(data, augment=aug.training_hook(1))
@@ -187,7 +187,7 @@ def test_augmentation_is_applied_to_each_batch_with_its_epoch_draws_in_order(dat
 
 
 def test_no_augmentation_leaves_the_batches_untouched(data):
-    from wbcbench.augment import make_augment
+    from wbcbench.engine.augment import make_augment
     assert make_augment("none").training_hook(1) is None and make_augment("hed").test_hook() is None
     a, b = loader(data), loader(data, augment=make_augment("none").training_hook(1))
     assert all(torch.equal(x.x, y.x) for x, y in zip(a, b))
@@ -196,7 +196,7 @@ def test_no_augmentation_leaves_the_batches_untouched(data):
 def test_grayscale_input_reaches_the_evaluation_batches_too(data):
     """A network trained on grayscale input is tested on grayscale images: every evaluation batch, once
     un-normalised, has R = G = B (up to float rounding), the BT.601 luma of the colour crop."""
-    from wbcbench.augment import grayscale, make_augment
+    from wbcbench.engine.augment import grayscale, make_augment
     hook = make_augment("grayscale").test_hook()
     colour, gray = loader(data, train=False), loader(data, train=False, augment=hook)
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from wbcbench.metrics import compute_metrics, confusion_matrix, expected_calibration_error
+from wbcbench.core.metrics import compute_metrics, confusion_matrix, expected_calibration_error
 
 
 def onehot(preds, p=1.0):

@@ -1,11 +1,11 @@
-"""Our numbers next to the paper's published ones (wbcbench.paper)."""
+"""Our numbers next to the paper's published ones (wbcbench.report.paper)."""
 from __future__ import annotations
 
 import pandas as pd
-
 from runfolders import runs_frame
-from wbcbench import paper
-from wbcbench.tables import summary_table
+
+from wbcbench.report import paper
+from wbcbench.report.tables import summary_table
 
 
 def test_paper_orientation_rows():

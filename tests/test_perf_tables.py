@@ -1,12 +1,12 @@
-"""The performance chapter's tables from the committed measurements (wbcbench.perf_tables)."""
+"""The performance chapter's tables from the committed measurements (wbcbench.report.perf_tables)."""
 from __future__ import annotations
 
 import importlib.util
 
 import pandas as pd
 
-from wbcbench import perf_tables
-from wbcbench.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.report import perf_tables
 
 
 def test_gpu_check_covers_every_paper_model_and_renders_failures(tmp_path):

@@ -1,4 +1,4 @@
-"""The charts (wbcbench.plots): each spec's data and encodings come from the input frame, in the book's
+"""The charts (wbcbench.report.plots): each spec's data and encodings come from the input frame, in the book's
 order; the figures render to SVG/PNG. Specs are read from chart.to_dict(), what vl-convert renders."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wbcbench import plots
-from wbcbench.classes import CLASSES
+from wbcbench.core.classes import CLASSES
+from wbcbench.report import plots
 
 
 def data(spec: dict, node: dict) -> list[dict]:

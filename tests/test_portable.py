@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from wbcbench.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT
 
 # POSIX homes and scratch places, and a Windows drive (C:\Users, or C:\\Users as JSON writes it).
 ABSOLUTE = re.compile(r"(/work/|/root/|/home/|/tmp/|/Users/|(?<![A-Za-z])[A-Z]:\\\\?(?=[A-Za-z]))")

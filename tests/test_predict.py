@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wbcbench import cli, train
-from wbcbench.classes import CLASSES
+from wbcbench import cli
+from wbcbench.core.classes import CLASSES
+from wbcbench.engine import train
 
 PROBS = [f"p_{c}" for c in CLASSES]
 

@@ -7,9 +7,19 @@ import math
 
 import pytest
 
-from wbcbench.errors import WbcError
-from wbcbench.profiles import (PROFILES, REQUIRED, SETTINGS, check_seed, check_setting, flag, get_profile, recorded,
-                               setting, setting_args)
+from wbcbench.core.errors import WbcError
+from wbcbench.core.profiles import (
+    PROFILES,
+    REQUIRED,
+    SETTINGS,
+    check_seed,
+    check_setting,
+    flag,
+    get_profile,
+    recorded,
+    setting,
+    setting_args,
+)
 
 
 def test_every_profile_has_exactly_the_schemas_settings_and_passes_its_checks():

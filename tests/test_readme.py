@@ -1,4 +1,4 @@
-"""The README's computed verdict blocks (wbcbench.readme): equal to what the committed runs give, rewritten
+"""The README's computed verdict blocks (wbcbench.report.readme): equal to what the committed runs give, rewritten
 only between their markers, and refused, with nothing written, when the markers are wrong."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from wbcbench import readme
-from wbcbench.errors import WbcError
-from wbcbench.paths import REPO_ROOT
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.report import readme
 
 
 def _markers_text(names=tuple(readme.BLOCKS), inner="STALE TEXT"):
@@ -18,7 +18,7 @@ def _markers_text(names=tuple(readme.BLOCKS), inner="STALE TEXT"):
 
 @pytest.mark.parametrize("name", list(readme.BLOCKS))
 def test_readme_blocks_are_the_computed_verdicts(name):
-    """README.md's blocks are exactly what `python -m wbcbench.readme README.md` writes from the committed
+    """README.md's blocks are exactly what `python -m wbcbench.report.readme README.md` writes from the committed
     runs: the README cannot disagree with them."""
     text = (REPO_ROOT / "README.md").read_text()
     start, end = readme.markers(name)
@@ -75,7 +75,7 @@ def test_the_module_runs_as_the_readme_says(tmp_path):
     assert f"`{readme.COMMAND}`" in (REPO_ROOT / "README.md").read_text()
     path = tmp_path / "README.md"
     path.write_text(_markers_text())
-    done = subprocess.run([sys.executable, "-m", "wbcbench.readme", str(path),
+    done = subprocess.run([sys.executable, "-m", "wbcbench.report.readme", str(path),
                            *[f"--runs={n}={tmp_path}" for n in readme.BLOCKS]],
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -27,13 +27,14 @@ import nbformat
 import pytest
 import torch
 
-from wbcbench import atomic, sweep
-from wbcbench.classes import class_index
-from wbcbench.collect import collect
-from wbcbench.errors import WbcError
-from wbcbench.rundir import is_done
-from wbcbench import train
-from wbcbench.train import load_model
+from wbcbench.core import atomic
+from wbcbench.core.classes import class_index
+from wbcbench.core.errors import WbcError
+from wbcbench.engine import train
+from wbcbench.engine.train import load_model
+from wbcbench.runs.collect import collect
+from wbcbench.runs.rundir import is_done
+from wbcbench.sweep import runner
 
 CLI = [sys.executable, "-m", "wbcbench.cli"]
 ARGS = dict(model="resnet18_bn", profile="smoke", seed=5, train_set="cellavision", test_sets=["cellavision"],
@@ -296,7 +297,7 @@ def _sweep_cmd(out, data_root, seeds, epochs=1):
 def _wait_unlocked(run_dir: Path, timeout=60):
     """An orphaned notebook kernel notices its dead parent within a second and exits, releasing the lock."""
     deadline = time.time() + timeout
-    while sweep._is_locked(run_dir):
+    while runner._is_locked(run_dir):
         assert time.time() < deadline, f"{run_dir} still locked {timeout}s after its sweep was killed"
         time.sleep(0.2)
 
@@ -310,7 +311,7 @@ def test_killed_sweep_reruns_only_unfinished_runs(data_root, tmp_path):
     machine the run once finished before the kill landed."""
     out = tmp_path / "sweep"
     epochs = 12
-    runs = sweep.plan(models="resnet18_bn", seeds="0,1", out=str(out), data_root=str(data_root),
+    runs = runner.plan(models="resnet18_bn", seeds="0,1", out=str(out), data_root=str(data_root),
                       **dict(SWEEP, overrides={"epochs": epochs}))
     first, second = (r.run_dir() for r in runs)
     proc = subprocess.Popen(_sweep_cmd(out, data_root, "0,1", epochs), stdout=subprocess.PIPE,
@@ -324,7 +325,7 @@ def test_killed_sweep_reruns_only_unfinished_runs(data_root, tmp_path):
     _wait_unlocked(second)
     assert not is_done(second)
     stamp = (first / "notebook.ipynb").stat().st_mtime_ns
-    results = sweep.sweep(runs, jobs=1, log=lambda *a: None)
+    results = runner.sweep(runs, jobs=1, log=lambda *a: None)
     assert {r["label"]: r["status"] for r in results} == {runs[0].label: "skipped", runs[1].label: "done"}
     assert (first / "notebook.ipynb").stat().st_mtime_ns == stamp
     assert is_done(second) and stray_temp(out) == []
@@ -338,7 +339,7 @@ def test_two_sweeps_on_one_grid_never_train_a_run_twice(data_root, tmp_path):
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [p.communicate(timeout=400)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), logs
-    run = sweep.plan(models="resnet18_bn", seeds="2", out=str(out), data_root=str(data_root), **SWEEP)[0]
+    run = runner.plan(models="resnet18_bn", seeds="2", out=str(out), data_root=str(data_root), **SWEEP)[0]
     outcome = sorted(next(s for s in ("done", "locked", "skipped") if f"{run.label}: {s}" in log
                           or f"1 {s}" in log.splitlines()[-1]) for log in logs)
     assert outcome in (["done", "locked"], ["done", "skipped"]), logs
@@ -356,12 +357,12 @@ def test_bad_parameter_types_fail_in_the_notebook_and_the_sweep_records_them(dat
     """A wrong type reaches the notebook (as papermill would pass it from the command line); the executed
     notebook stops with the same message that the sweep records, and the sweep goes on and exits 1."""
     out = tmp_path / "sweep"
-    bad_seed = sweep.Run(model="resnet18_bn", seed="abc", out=str(out), data_root=str(data_root),
+    bad_seed = runner.Run(model="resnet18_bn", seed="abc", out=str(out), data_root=str(data_root),
                          **SWEEP)
-    bad_epochs = sweep.Run(model="resnet18_bn", seed=0, out=str(out), data_root=str(data_root),
+    bad_epochs = runner.Run(model="resnet18_bn", seed=0, out=str(out), data_root=str(data_root),
                            **dict(SWEEP, overrides={"epochs": "two"}))
     lines = []
-    results = sweep.sweep([bad_seed, bad_epochs], jobs=1, log=lines.append)
+    results = runner.sweep([bad_seed, bad_epochs], jobs=1, log=lines.append)
     want = ["notebook parameter seed='abc' has type str; it must be an integer",
             "profile setting epochs='two' has type str; it must be an integer"]
     for r, msg in zip(results, want):
@@ -370,7 +371,7 @@ def test_bad_parameter_types_fail_in_the_notebook_and_the_sweep_records_them(dat
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert errors[0]["ename"] == "WbcError" and msg in errors[0]["evalue"]
         assert any(msg in line for line in lines)
-    assert sweep.summarize(results, log=lambda *a: None) == 1
+    assert runner.summarize(results, log=lambda *a: None) == 1
     assert not any(p.name == "done" for p in out.rglob("*"))
 
 
@@ -381,7 +382,7 @@ def test_class_folder_spellings(name):
 
 
 def test_both_spellings_of_one_class_in_one_folder(tmp_path, data_root):
-    from wbcbench import datasets
+    from wbcbench.data import datasets
     src = sorted((data_root / "bccd").rglob("*.jp*g"))[:3]
     for folder, files in (("neutrophil", src[:2]), ("NEUTROPHILS", src[2:])):
         (tmp_path / folder).mkdir()
@@ -414,8 +415,8 @@ def test_enormous_images_bounded_memory(tmp_path):
     # peak RSS from VmHWM: ru_maxrss would carry over this (torch-sized) process's peak through fork/exec
     code = textwrap.dedent(f"""
         import re
-        from wbcbench import cache
-        from wbcbench.errors import WbcError
+        from wbcbench.data import cache
+        from wbcbench.core.errors import WbcError
         def peak_kb():
             return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
         base = peak_kb()
@@ -445,7 +446,8 @@ def test_enormous_images_bounded_memory(tmp_path):
 def test_config_records_seed_data_and_code_and_eval_reproduces_everything(reference, data_root, tmp_path):
     """config.json names the seed, the manifest hash of every data set and the code version; `wbcbench eval`
     of the saved model reproduces the whole metrics.json and predictions.csv, byte for byte."""
-    from wbcbench import cli, datasets
+    from wbcbench import cli
+    from wbcbench.data import datasets
     cfg = json.loads((reference / "config.json").read_text())
     assert cfg["seed"] == 5
     assert cfg["train_manifest"] == datasets.get_dataset("cellavision", data_root).manifest_hash()

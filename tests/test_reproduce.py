@@ -16,14 +16,14 @@ import os
 
 import pytest
 
-from wbcbench import rundir
-from wbcbench.environment import environment, host_class, same_host_class
-from wbcbench.evaluate import EVAL_VERSION
-from wbcbench.stainnorm import STAIN_METHODS
-from wbcbench.grids import CPU_MODELS, PRETRAINED_MODELS
+from wbcbench.core.environment import environment, host_class, same_host_class
+from wbcbench.core.names import STAIN_METHODS
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.engine.evaluate import EVAL_VERSION
+from wbcbench.engine.reproduce import compare_runs, reproduce
 from wbcbench.models import get_model_config
-from wbcbench.paths import REPO_ROOT
-from wbcbench.reproduce import compare_runs, reproduce
+from wbcbench.runs import rundir
+from wbcbench.sweep.grids import CPU_MODELS, PRETRAINED_MODELS
 
 GRID_MODELS = sorted({m if isinstance(m, str) else m[0] for m in (*CPU_MODELS, *PRETRAINED_MODELS)})
 FAMILIES = sorted({get_model_config(m).family for m in GRID_MODELS})

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from wbcbench.errors import WbcError
-from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import get_profile
-from wbcbench.train import lr_factor, make_optimizer
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import get_profile
+from wbcbench.engine.fit import lr_factor, make_optimizer
 
 
 def test_warm_up_is_linear_and_reaches_the_base_rate():

@@ -1,4 +1,4 @@
-"""Test-time stain normalisation (wbcbench.stainnorm) on real PBC, LISC and JTSC images."""
+"""Test-time stain normalisation (wbcbench.adapt.stain) on real PBC, LISC and JTSC images."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 from torchstain.numpy.utils.rgb2lab import rgb2lab
 from torchstain.numpy.utils.split import lab_split
 
-from wbcbench import stainnorm as S
-from wbcbench.cache import load_images
-from wbcbench.datasets import balanced_indices, get_dataset
-from wbcbench.errors import WbcError
+from wbcbench.adapt import stain as S
+from wbcbench.core.errors import WbcError
+from wbcbench.data.cache import load_images
+from wbcbench.data.datasets import balanced_indices, get_dataset
 
 SIZE = 64
 

@@ -1,4 +1,4 @@
-"""Intervals and differences over seeds (wbcbench.stats) against numbers worked out by hand; scipy is
+"""Intervals and differences over seeds (wbcbench.analysis.stats) against numbers worked out by hand; scipy is
 only used for the t quantile."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from wbcbench.stats import compare, holm, mean_ci
+from wbcbench.analysis.stats import compare, holm, mean_ci
 
 
 def test_mean_ci_student_t():

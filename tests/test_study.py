@@ -1,4 +1,4 @@
-"""The CPU study's verdict by the analysis plan (wbcbench.study) and its tables (wbcbench.study_tables), on
+"""The CPU study's verdict by the analysis plan (wbcbench.analysis.cpu_study) and its tables (wbcbench.report.run_tables), on
 hand-made tables and run folders where the answer is known, on an empty folder and on the committed
 results/cpu (a fixture for the machinery: those runs are being replaced). Expected p-values come from
 scipy's own t-tests on the numbers written here, Holm from the textbook step-down written out below."""
@@ -9,20 +9,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from runfolders import eye, runs_frame, write_run
 from scipy import stats
 
-from runfolders import eye, runs_frame, write_run
-from wbcbench import study, study_tables
-from wbcbench.collect import load_runs
-from wbcbench.grids import CPU_MODELS, model_names
-from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import PROFILES
-from wbcbench.reproduce import compare_runs, retrained_checkpoint
-from wbcbench.tables import row_label, summary_table
+from wbcbench.analysis import cpu_study
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import PROFILES
+from wbcbench.engine.reproduce import compare_runs, retrained_checkpoint
+from wbcbench.report import run_tables, verdict_text
+from wbcbench.report.tables import row_label, summary_table
+from wbcbench.runs.collect import load_runs
+from wbcbench.sweep.grids import CPU_MODELS, model_names
 
 
 def study_summary(df):
-    return summary_table(df, metrics=study.STUDY_METRICS, model_order=study.STUDY_MODELS)
+    return summary_table(df, metrics=cpu_study.STUDY_METRICS, model_order=cpu_study.STUDY_MODELS)
 
 
 # ------------------------------------------------------------------ the verdict, where the answer is known
@@ -104,8 +105,8 @@ def textbook_holm(p: dict) -> dict:
 
 
 def test_verdict_where_the_answer_is_known():
-    v = study.verdict_table(known_runs(), domains=("lisc", "bccd"))
-    assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * 2
+    v = cpu_study.verdict_table(known_runs(), domains=("lisc", "bccd"))
+    assert len(v) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * 2
     key = v.set_index(["claim", "label_a", "test_set"])
 
     # claim (a): the effect is BN's drop minus the other's, paired by seed; p is scipy's paired t-test
@@ -166,20 +167,20 @@ def test_verdict_where_the_answer_is_known():
     # claim (f): no TENT evaluation anywhere
     assert (v[v["claim"] == "f"]["word"] == "undetermined").all()
 
-    s = study.claim_summary(v).set_index("claim")
+    s = cpu_study.claim_summary(v).set_index("claim")
     assert s["verdict"].to_dict() == {"a": "mixed", "b": "holds", "c": "contradicted", "d": "inconclusive",
                                       "e": "holds", "f": "inconclusive"}
-    assert tuple(s.loc["a", list(study.WORDS)]) == (3, 1, 3, 1, 0) and s.loc["a", "comparisons"] == 8
-    assert s.loc["a", "tested on"] == study.ROBUSTNESS and s.loc["e", "tested on"] == study.TEST_TIME
+    assert tuple(s.loc["a", list(cpu_study.WORDS)]) == (3, 1, 3, 1, 0) and s.loc["a", "comparisons"] == 8
+    assert s.loc["a", "tested on"] == cpu_study.ROBUSTNESS and s.loc["e", "tested on"] == cpu_study.TEST_TIME
 
-    g = study.grid_progress(known_runs())
+    g = cpu_study.grid_progress(known_runs())
     assert (g["finished"], g["total"]) == (36, 40) and g["others"] == ["resnet18_frozenbn"]
     assert g["repeated"] == ["efficientnet_lite0 seed 2"]
 
 
 def test_verdict_words_and_sentences_render_the_table():
-    v = study.verdict_table(known_runs(), domains=("lisc", "bccd"))
-    text = study.verdict_sentences(v)
+    v = cpu_study.verdict_table(known_runs(), domains=("lisc", "bccd"))
+    text = verdict_text.verdict_sentences(v)
     gn = v[(v["claim"] == "a") & (v["a"] == "resnet18_gn") & (v["test_set"] == "lisc")].iloc[0]
     half = stats.t.ppf(0.975, 4) * np.std([.10, .12, .09, .11, .10], ddof=1) / math.sqrt(5)
     assert (gn["lo"], gn["hi"]) == (pytest.approx(gn["effect"] - half), pytest.approx(gn["effect"] + half))
@@ -189,48 +190,48 @@ def test_verdict_words_and_sentences_render_the_table():
     assert "resnet18_gn vs resnet18_bn on bccd: **uninformative**: both score at most the majority-class " \
            "accuracy (10.0% and 20.0% vs 60.0%) and put 80.0% and 90.0% of the images into one class" in text
     assert "vit_tiny vs resnet18_bn on lisc: **undetermined** (1 paired seed; the test needs 2)." in text
-    lines = study.claim_sentences(v)
-    assert len(lines) == len(study.CLAIMS)
+    lines = verdict_text.claim_sentences(v)
+    assert len(lines) == len(cpu_study.CLAIMS)
     assert lines[0].startswith("(a) BN collapses under shift relative to the same ResNet-18 without BN statistics: "
                                "**mixed** (8 comparisons: holds 3, contradicted 1, inconclusive 3, uninformative 1)")
     assert "contradicted for resnet18_nonorm vs resnet18_bn on lisc (-11.0 pp" in lines[0]
     assert lines[5] == "(f) TENT recovers accuracy of BN models: **inconclusive** (4 comparisons: undetermined 4)."
     # every word of the table is one of the plan's, and the plan's rules hold row by row
-    assert set(v["word"]) <= set(study.WORDS)
+    assert set(v["word"]) <= set(cpu_study.WORDS)
     tested = v[v["p_holm"].notna()]
     assert (tested["p_holm"] >= tested["p"] - 1e-15).all()
-    assert ((v["word"] == "holds") == (v["p_holm"] < study.ALPHA) & (v["effect"] > 0)).all()
-    assert ((v["word"] == "contradicted") == (v["p_holm"] < study.ALPHA) & (v["effect"] < 0)).all()
-    assert ((v["word"] == "undetermined") == (v["n"] < study.MIN_PAIRS)).all()
+    assert ((v["word"] == "holds") == (v["p_holm"] < cpu_study.ALPHA) & (v["effect"] > 0)).all()
+    assert ((v["word"] == "contradicted") == (v["p_holm"] < cpu_study.ALPHA) & (v["effect"] < 0)).all()
+    assert ((v["word"] == "undetermined") == (v["n"] < cpu_study.MIN_PAIRS)).all()
 
 
 def test_claim_word_rule():
-    assert study.claim_word(["holds", "inconclusive", "uninformative"]) == "holds"
-    assert study.claim_word(["contradicted", "undetermined"]) == "contradicted"
-    assert study.claim_word(["holds", "contradicted"]) == "mixed"
-    assert study.claim_word(["inconclusive", "uninformative", "undetermined"]) == study.claim_word([]) == "inconclusive"
+    assert cpu_study.claim_word(["holds", "inconclusive", "uninformative"]) == "holds"
+    assert cpu_study.claim_word(["contradicted", "undetermined"]) == "contradicted"
+    assert cpu_study.claim_word(["holds", "contradicted"]) == "mixed"
+    assert cpu_study.claim_word(["inconclusive", "uninformative", "undetermined"]) == cpu_study.claim_word([]) == "inconclusive"
 
 
 def test_claims_name_grid_models_only_and_rules_come_from_the_constants():
     grid = set(model_names(CPU_MODELS))
-    for c in study.CLAIMS:
-        assert c.kind in (study.ROBUSTNESS, study.TEST_TIME)
+    for c in cpu_study.CLAIMS:
+        assert c.kind in (cpu_study.ROBUSTNESS, cpu_study.TEST_TIME)
         for a, ma, b, mb in c.comparisons:
             assert {a, b} <= grid
-            assert (ma, mb) == ("standard", "standard") if c.kind == study.ROBUSTNESS else (a == b and mb == "standard")
-    rules = study.rules_markdown()
-    assert f"`{study.PRIMARY_METRIC}`" in rules and f"α = {study.ALPHA}" in rules and "> 50%" in rules
-    assert all(f"claim ({c.id}) {c.statement}" in rules for c in study.CLAIMS)
+            assert (ma, mb) == ("standard", "standard") if c.kind == cpu_study.ROBUSTNESS else (a == b and mb == "standard")
+    rules = verdict_text.rules_markdown()
+    assert f"`{cpu_study.PRIMARY_METRIC}`" in rules and f"α = {cpu_study.ALPHA}" in rules and "> 50%" in rules
+    assert all(f"claim ({c.id}) {c.statement}" in rules for c in cpu_study.CLAIMS)
     assert row_label("m", "tent") == "m + TENT" and row_label("m", "batch_stats") == "m + batch stats"
 
 
 def test_verdict_without_runs(tmp_path):
     for empty in (pd.DataFrame(), None, load_runs(tmp_path)[0]):
-        v = study.verdict_table(empty)
-        assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * len(study.SHIFTED_DOMAINS)
+        v = cpu_study.verdict_table(empty)
+        assert len(v) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
         assert (v["word"] == "undetermined").all() and (v["n"] == 0).all()
-        assert (study.claim_summary(v)["verdict"] == "inconclusive").all()
-    assert study.progress_sentence(pd.DataFrame(), "results/x") == "0 of 40 runs of the `cpu-study` grid finished in `results/x`."
+        assert (cpu_study.claim_summary(v)["verdict"] == "inconclusive").all()
+    assert verdict_text.progress_sentence(pd.DataFrame(), "results/x") == "0 of 40 runs of the `cpu-study` grid finished in `results/x`."
 
 
 def test_top_prediction_share_from_predictions_csv(tmp_path):
@@ -253,23 +254,23 @@ def committed():
 
 def test_verdict_on_the_committed_runs(committed):
     """The machinery on real run folders: the table's numbers re-derived from the metrics and predictions."""
-    v = study.verdict_table(committed)
-    assert len(v) == sum(len(c.comparisons) for c in study.CLAIMS) * len(study.SHIFTED_DOMAINS)
-    assert set(v["word"]) <= set(study.WORDS) and "resnet18_frozenbn" not in set(v["a"]) | set(v["b"])
+    v = cpu_study.verdict_table(committed)
+    assert len(v) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
+    assert set(v["word"]) <= set(cpu_study.WORDS) and "resnet18_frozenbn" not in set(v["a"]) | set(v["b"])
     r = v[(v["claim"] == "b") & (v["test_set"] == "lisc")].iloc[0]
     per_seed = {}
     for m in ("resnet18_gn", "resnet18_bn"):
         g = committed[(committed["model"] == m) & (committed["eval_mode"] == "standard")]
-        w = g.pivot(index="seed", columns="test_set", values=study.PRIMARY_METRIC)
+        w = g.pivot(index="seed", columns="test_set", values=cpu_study.PRIMARY_METRIC)
         per_seed[m] = w["pbc:test"] - w["lisc"]
     assert r["effect"] == pytest.approx((per_seed["resnet18_bn"] - per_seed["resnet18_gn"]).mean())
     assert r["p"] == pytest.approx(stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue, nan_ok=True)
     # the share of the most-predicted class agrees with the confusion matrix's column sums
     for row in committed.sample(20, random_state=0).itertuples():
-        cm = np.asarray(study_tables._metrics(row.eval_dir)["confusion"])
+        cm = np.asarray(run_tables._metrics(row.eval_dir)["confusion"])
         assert row.top_prediction_share == pytest.approx(cm.sum(axis=0).max() / cm.sum())
     if len(committed):
-        assert study.grid_progress(committed)["finished"] <= 40
+        assert cpu_study.grid_progress(committed)["finished"] <= 40
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -277,20 +278,20 @@ def test_verdict_on_the_committed_runs(committed):
 def test_domain_drops_by_hand():
     df = runs_frame([("resnet18_bn", "standard", "pbc:test", 0, 0.9), ("resnet18_bn", "standard", "lisc", 0, 0.5),
                      ("resnet18_bn", "standard", "pbc:test", 1, 0.8), ("resnet18_bn", "standard", "lisc", 1, 0.6)])
-    d = study_tables.domain_drops(df)
+    d = run_tables.domain_drops(df)
     assert len(d) == 1
     r = d.iloc[0]
     # drops 0.4 and 0.2: mean 0.3, sd 0.141421, se 0.1, t(0.975, 1) = 12.7062
     assert r["drop_mean"] == pytest.approx(0.3)
     assert r["drop_ci95"] == pytest.approx(1.27062, abs=1e-4)
     assert r["seeds"] == 2 and r["test_set"] == "lisc"
-    assert study_tables.domain_drops(pd.DataFrame()).empty
+    assert run_tables.domain_drops(pd.DataFrame()).empty
 
 
 def test_domain_drops_order_and_one_seed_bar():
     df = runs_frame([(m, e, t, 0, v) for m in ("resnet18_gn", "resnet18_bn") for e in ("adabn", "standard")
                      for t, v in (("pbc:test", 0.9), ("jtsc", 0.4), ("lisc", 0.6))])
-    d = study_tables.domain_drops(df)
+    d = run_tables.domain_drops(df)
     assert list(zip(d["label"], d["test_set"])) == [
         ("resnet18_bn", "lisc"), ("resnet18_bn", "jtsc"), ("resnet18_bn + AdaBN", "lisc"),
         ("resnet18_bn + AdaBN", "jtsc"), ("resnet18_gn", "lisc"), ("resnet18_gn", "jtsc"),
@@ -301,10 +302,10 @@ def test_domain_drops_order_and_one_seed_bar():
 
 
 def test_rank_models_needs_every_domain():
-    df = runs_frame([("good", "standard", t, 0, 0.8) for t in study.SHIFTED_DOMAINS]
-                    + [("bad", "standard", t, 0, v) for t, v in zip(study.SHIFTED_DOMAINS, [0.1, 0.2, 0.3, 0.4])]
+    df = runs_frame([("good", "standard", t, 0, 0.8) for t in cpu_study.SHIFTED_DOMAINS]
+                    + [("bad", "standard", t, 0, v) for t, v in zip(cpu_study.SHIFTED_DOMAINS, [0.1, 0.2, 0.3, 0.4])]
                     + [("partial", "standard", "lisc", 0, 0.99)])
-    r = study_tables.rank_models(study_summary(df))
+    r = run_tables.rank_models(study_summary(df))
     assert list(r["model"]) == ["good", "bad"]
     assert r.iloc[1, 1] == pytest.approx(0.25)
 
@@ -315,30 +316,30 @@ def test_method_gains_are_paired_by_run():
     df = runs_frame([("M", "standard", "jtsc", s, v) for s, v in enumerate(std)]
                     + [("M", "adabn", "jtsc", s, v) for s, v in enumerate(ada)]
                     + [("M", "standard", "jtsc", 0, 0.99, {"run_dir": "/runs/other"})])  # another run of seed 0
-    g = study_tables.method_gains(df, "adabn", "accuracy", domains=("jtsc", "lisc"))
+    g = run_tables.method_gains(df, "adabn", "accuracy", domains=("jtsc", "lisc"))
     assert list(g["test_set"]) == ["jtsc"]  # no lisc runs: no row, not a row of NaN
     r = g.iloc[0]
     # per-run differences 0.1, 0.05, 0.1: mean 0.083333, sd 0.028868, se 0.016667, t(0.975, 2) = 4.302653
     assert r["seeds"] == 3 and r["gain"] == pytest.approx(0.083333, abs=1e-6) and r["method"] == "adabn"
     assert r["lo"] == pytest.approx(0.011622, abs=1e-5)
-    t = study_tables.gain_table(g)
+    t = run_tables.gain_table(g)
     assert t.loc["M + AdaBN", "jtsc"] == "+8.3 [+1.2, +15.5]" and t.loc["M + AdaBN", "seeds"] == 3
-    assert study_tables.method_gains(df, "tent").empty and study_tables.gain_table(pd.DataFrame()).empty
-    one = study_tables.method_gains(df[df["seed"] == 1], "adabn", "accuracy", domains=("jtsc",))
+    assert run_tables.method_gains(df, "tent").empty and run_tables.gain_table(pd.DataFrame()).empty
+    one = run_tables.method_gains(df[df["seed"] == 1], "adabn", "accuracy", domains=("jtsc",))
     assert one["gain"].iloc[0] == pytest.approx(0.05) and pd.isna(one["lo"].iloc[0])
-    assert study_tables.gain_table(one).loc["M + AdaBN", "jtsc"] == "+5.0 (no CI)"
+    assert run_tables.gain_table(one).loc["M + AdaBN", "jtsc"] == "+5.0 (no CI)"
 
 
-def test_normalisation_table_rows_in_study_order_with_their_layer():
+def test_normalisation_table_rows_in_the_given_order_with_their_layer():
     df = runs_frame([("resnet18_gn", "standard", "lisc", 0, 0.4), ("resnet18_bn", "standard", "lisc", 0, 0.3),
-                     ("resnet18_bn", "adabn", "lisc", 0, 0.5), ("vgg16", "standard", "lisc", 0, 0.9),
-                     ("resnet18_frozenbn", "standard", "lisc", 0, 0.2)])
-    t = study_tables.normalisation_table(summary_table(df), metric="balanced_accuracy")
-    assert list(t.index) == ["resnet18_bn", "resnet18_frozenbn", "resnet18_gn", "majority baseline"]  # no AdaBN, vgg16
-    # a model retired from the registry keeps its label for its committed runs
-    assert list(t["normalisation"]) == ["BatchNorm", "frozen BatchNorm (init stats)", "GroupNorm", ""]
+                     ("resnet18_bn", "adabn", "lisc", 0, 0.5), ("vgg16", "standard", "lisc", 0, 0.9)])
+    layers = {"resnet18_bn": "BatchNorm", "resnet18_gn": "GroupNorm", "resnet18_ln": "LayerNorm"}
+    t = run_tables.normalisation_table(summary_table(df), layers, metric="balanced_accuracy")
+    assert list(t.index) == ["resnet18_bn", "resnet18_gn", "majority baseline"]  # no AdaBN, no vgg16, no runless
+    assert list(t["normalisation"]) == ["BatchNorm", "GroupNorm", ""]
     assert t.loc["resnet18_gn", "lisc"] == "40.0 (1 seed, no CI)"
-    assert study_tables.normalisation_table(study_summary(runs_frame([("vgg16", "standard", "lisc", 0, 1.0)]))).empty
+    assert run_tables.normalisation_table(study_summary(runs_frame([("vgg16", "standard", "lisc", 0, 1.0)])),
+                                          layers).empty
 
 
 # ------------------------------------------------------------------------------- from run folders
@@ -351,23 +352,23 @@ def test_from_run_folders(tmp_path):
 
     runs, skipped = load_runs(tmp_path)
     assert len(skipped) == 1 and len(runs) == 5
-    cm, n = study_tables.summed_confusion(runs, "resnet18_bn", "bccd")
+    cm, n = run_tables.summed_confusion(runs, "resnet18_bn", "bccd")
     assert n == 2 and np.array_equal(cm, np.eye(5, dtype=int) * 4)        # 1 + 3, the unfinished run left out
-    cm, n = study_tables.summed_confusion(runs, "resnet18_bn", "bccd", "adabn")
+    cm, n = run_tables.summed_confusion(runs, "resnet18_bn", "bccd", "adabn")
     assert n == 2 and cm[0, 0] == 6
-    assert study_tables.summed_confusion(runs, "vit_tiny", "bccd") == (None, 0)
+    assert run_tables.summed_confusion(runs, "vit_tiny", "bccd") == (None, 0)
 
-    rec = study_tables.recall_by_class(runs, domains=("bccd",))
+    rec = run_tables.recall_by_class(runs, domains=("bccd",))
     assert list(dict.fromkeys(rec["label"])) == ["resnet18_bn", "resnet18_bn + AdaBN", "efficientnet_lite0"]
     bn = rec[(rec["label"] == "resnet18_bn")].set_index("class")
     assert math.isnan(bn.loc["Basophil", "recall"]) and bn.loc["Basophil", "images"] == 0
     assert bn.loc["Monocyte", "recall"] == pytest.approx(0.6) and bn.loc["Monocyte", "seeds"] == 2
 
-    counts = study_tables.domain_class_counts(runs, domains=("bccd",)).iloc[0]
+    counts = run_tables.domain_class_counts(runs, domains=("bccd",)).iloc[0]
     assert (counts["test set"], counts["Basophil"], counts["Neutrophil"]) == ("bccd", 0, 2)
     assert counts["classes with < 5 images"] == "Basophil, Eosinophil, Lymphocyte, Monocyte, Neutrophil"
 
-    settings, seeds = study_tables.study_protocol(tmp_path)
+    settings, seeds = run_tables.study_protocol(tmp_path)
     assert len(settings) == 2  # the pretrained EfficientNet is a setting of its own
     assert set(settings["ImageNet-pretrained"]) == {True, False} and settings["AdaBN"].all()
     s = seeds.set_index("model")
@@ -375,7 +376,7 @@ def test_from_run_folders(tmp_path):
     assert s.loc["resnet18_bn", "seeds finished"] == 2 and s.loc["resnet18_bn", "finished"] == "0, 1"
     assert s.loc["resnet18_bn", "unfinished (running or interrupted)"] == "2"
 
-    cmds = study_tables.study_rerun(tmp_path, out="results/cpu")
+    cmds = run_tables.study_rerun(tmp_path, out="results/cpu")
     assert list(zip(cmds["model"], cmds["seed"])) == [("resnet18_bn", 0), ("resnet18_bn", 1), ("resnet18_bn", 2),
                                                       ("efficientnet_lite0", 0)]
     eff = cmds[cmds["model"] == "efficientnet_lite0"].iloc[0]
@@ -385,8 +386,8 @@ def test_from_run_folders(tmp_path):
     assert PROFILES["cpu"]["crop_size"] == 48 and "--crop-size" not in bn0["cli"]
 
     empty = tmp_path / "nothing"
-    assert study_tables.study_protocol(empty)[0].empty and study_tables.study_rerun(empty).empty
-    assert study_tables.pilot_table(empty).empty
+    assert run_tables.study_protocol(empty)[0].empty and run_tables.study_rerun(empty).empty
+    assert run_tables.pilot_table(empty).empty
 
 
 def test_pilot_table(tmp_path):
@@ -395,7 +396,7 @@ def test_pilot_table(tmp_path):
     b = write_run(tmp_path / "b", "resnet18_bn", 0, {"pbc:val": (0.87, eye(1))}, hparams={"crop_size": 32})
     (b / "eval" / "pbc:val").rename(b / "eval" / "pbc_val")  # the folder name of runs written since issue 13
     write_run(tmp_path / "c", "resnet18_bn", 0, {}, hparams={"crop_size": 64}, done=False, log_seconds=(60.0,))
-    t = study_tables.pilot_table(tmp_path)
+    t = run_tables.pilot_table(tmp_path)
     assert list(t["crop px"]) == [32, 48, 64]
     assert list(t["training seconds"]) == [30.0, 30.0, 60.0]
     assert t["pbc:val accuracy"].iloc[1] == pytest.approx(0.93)

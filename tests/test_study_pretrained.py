@@ -1,4 +1,4 @@
-"""The pretrained study's rules (wbcbench.study_pretrained, the analysis plan's addendum) on hand-made
+"""The pretrained study's rules (wbcbench.analysis.pretrained_study, the analysis plan's addendum) on hand-made
 tables where the answer is known: which runs count, the in-domain cost bar, ties, leave-one-domain-out
 choice (a recipe best only on the held-out domain is not chosen for it), support by the Holm family, and
 the deploy command (accepted by the CLI's own parser)."""
@@ -9,12 +9,13 @@ import shlex
 import numpy as np
 import pandas as pd
 import pytest
-
 from runfolders import runs_frame
+
 from wbcbench import cli
-from wbcbench import study_pretrained as SP
-from wbcbench.study import SHIFTED_DOMAINS
-from wbcbench.tables import row_label
+from wbcbench.analysis import pretrained_study as SP
+from wbcbench.analysis.cpu_study import SHIFTED_DOMAINS
+from wbcbench.report import verdict_text
+from wbcbench.report.tables import row_label
 
 SEEDS = range(5)
 JITTER = np.array([0.0, 0.01, -0.01, 0.005, -0.005])
@@ -119,10 +120,10 @@ def test_claims_cover_each_lite_network():
 
 def test_the_recommendation_sentence_says_which_case_it_is():
     plain, tent = row_label(*SP.PLAIN), row_label(SP.BASE, "tent")
-    assert "no recipe can be chosen yet" in SP.recommendation_sentence(SP.recommendation(pd.DataFrame()))
-    assert "no remedy beat it" in SP.recommendation_sentence({"recipe": plain, "supported": False, "words": {}})
+    assert "no recipe can be chosen yet" in verdict_text.recommendation_sentence(SP.recommendation(pd.DataFrame()))
+    assert "no remedy beat it" in verdict_text.recommendation_sentence({"recipe": plain, "supported": False, "words": {}})
     words = {"lisc": "holds", "bccd": "inconclusive", "jtsc": "uninformative", "cellavision": "holds"}
-    held = SP.recommendation_sentence({"recipe": tent, "supported": True, "words": words})
+    held = verdict_text.recommendation_sentence({"recipe": tent, "supported": True, "words": words})
     assert f"**{tent}**, supported" in held and "lisc: holds, bccd: inconclusive, jtsc: uninformative" in held
-    weak = SP.recommendation_sentence({"recipe": tent, "supported": False, "words": {"lisc": "inconclusive"}})
+    weak = verdict_text.recommendation_sentence({"recipe": tent, "supported": False, "words": {"lisc": "inconclusive"}})
     assert "not shown to help" in weak and "bccd: –" in weak

@@ -11,12 +11,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wbcbench import cli, grids, models, parameters, sweep, train
-from wbcbench.errors import WbcError
-from wbcbench.evaluate import ADAPT_METHODS
-from wbcbench.paths import REPO_ROOT
-from wbcbench.profiles import get_profile
-from wbcbench.rundir import claim, is_done
+from wbcbench import cli, models
+from wbcbench.core.errors import WbcError
+from wbcbench.core.names import ADAPT_METHODS
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import get_profile
+from wbcbench.engine import train
+from wbcbench.runs.rundir import claim, is_done
+from wbcbench.sweep import grids, parameters, runner
 
 # "cellavision, lisc": a spaced test list, which once sent every such run to failed/ after training it.
 SMALL = dict(profile="smoke", train="cellavision", test="cellavision, lisc", overrides={"epochs": 1})
@@ -28,21 +30,21 @@ def _by_label(results):
 
 # ------------------------------------------------------------------------------------------ no data needed
 def test_parse_seeds_and_overrides():
-    assert sweep.parse_seeds("0-2,5") == [0, 1, 2, 5]
-    assert sweep.parse_seeds("3,3,1") == [3, 1]
+    assert runner.parse_seeds("0-2,5") == [0, 1, 2, 5]
+    assert runner.parse_seeds("3,3,1") == [3, 1]
     for bad in ("a-b", "-1"):
         with pytest.raises(WbcError, match="bad seed list"):
-            sweep.parse_seeds(bad)
+            runner.parse_seeds(bad)
     with pytest.raises(WbcError, match=r"seed=-1 is out of range"):
-        sweep.parse_seeds([0, -1])
-    assert sweep.parse_overrides(["epochs=1", "pretrained=true", "lr=1e-3", "train-subset-per-class=5"]) == \
+        runner.parse_seeds([0, -1])
+    assert runner.parse_overrides(["epochs=1", "pretrained=true", "lr=1e-3", "train-subset-per-class=5"]) == \
         {"epochs": 1, "pretrained": True, "lr": 1e-3, "train_subset_per_class": 5}
     with pytest.raises(WbcError, match="KEY=VALUE"):
-        sweep.parse_overrides(["epochs"])
+        runner.parse_overrides(["epochs"])
     with pytest.raises(WbcError, match=r"epochs='two' has type str"):
-        sweep.parse_overrides(["epochs=two"])
+        runner.parse_overrides(["epochs=two"])
     with pytest.raises(WbcError, match=r"batch_size=0 is out of range"):
-        sweep.parse_overrides(["batch_size=0"])
+        runner.parse_overrides(["batch_size=0"])
 
 
 def test_check_parameters_names_the_culprit():
@@ -97,23 +99,23 @@ def test_notebook_parameters_cell_matches_the_schema():
 
 
 def test_grids_and_plan():
-    paper = sweep.plan(grid="paper")
+    paper = runner.plan(grid="paper")
     assert len(paper) == 8 * 10 and {r.profile for r in paper} == {"paper"}
     assert {r.train for r in paper} == {"raabin:train"} and {tuple(r.adapt) for r in paper} == {()}
-    cpu = sweep.plan(grid="cpu-study", seeds="0")
+    cpu = runner.plan(grid="cpu-study", seeds="0")
     assert len(cpu) == len(grids.CPU_MODELS) == 8 and all("adabn" in r.adapt for r in cpu)
     over = {r.model: r.overrides for r in cpu}
     assert over["efficientnet_lite0"] == {"pretrained": True} and over["resnet18_gn"] == {}
     json.dumps([r.parameters() for r in cpu])  # papermill parameters must be JSON-serialisable
     assert all(r.parameters()["progress"] is False for r in cpu)  # per-epoch lines, no bars, in the record
-    assert sweep.plan(grid="cpu-study", profile="smoke", adapt="")[0].adapt == []
-    assert sweep.plan(grid="cpu-study", test="lisc , bccd")[0].test == ["lisc", "bccd"]
+    assert runner.plan(grid="cpu-study", profile="smoke", adapt="")[0].adapt == []
+    assert runner.plan(grid="cpu-study", test="lisc , bccd")[0].test == ["lisc", "bccd"]
     with pytest.raises(WbcError, match="unknown grid"):
-        sweep.plan(grid="papr")
+        runner.plan(grid="papr")
     with pytest.raises(WbcError, match="--profile"):
-        sweep.plan()
+        runner.plan()
     with pytest.raises(WbcError, match="epochs=0 is out of range"):
-        sweep.plan(profile="smoke", overrides={"epochs": 0})
+        runner.plan(profile="smoke", overrides={"epochs": 0})
 
 
 def test_grids_hold_registered_models_valid_settings_and_methods():
@@ -132,7 +134,7 @@ def test_grids_hold_registered_models_valid_settings_and_methods():
 # ----------------------------------------------------------------- whose work a notebook was (token)
 _FAKE = '''import os
 from pathlib import Path
-from wbcbench import rundir
+from wbcbench.runs import rundir
 run_dir = Path(out) / "fake-run"
 run_dir.mkdir(parents=True, exist_ok=True)
 print("already done: the old sweep took this line for proof that another process trained the run")
@@ -160,8 +162,8 @@ def test_who_finished_a_run_is_read_from_the_done_token(who, tmp_path, monkeypat
     the sweep's folder with a relative --out, the kept notebook records no absolute path."""
     monkeypatch.chdir(tmp_path)
     nb = _fake_notebook(tmp_path / "fake.ipynb")
-    run = sweep.Run(model=who, profile="smoke", seed=0, out="runs", cwd=str(tmp_path))
-    res = sweep.execute(run, nb, run_dir="runs/fake-run")
+    run = runner.Run(model=who, profile="smoke", seed=0, out="runs", cwd=str(tmp_path))
+    res = runner.execute(run, nb, run_dir="runs/fake-run")
     kept = tmp_path / "runs" / "fake-run" / "notebook.ipynb"
     if who == "self":
         assert res["status"] == "done" and res["error"] is None, res
@@ -181,7 +183,7 @@ def test_run_dir_uses_the_normalised_test_list(data_root, tmp_path):
     """Run.run_dir() checked "cellavision, lisc" and then passed the raw string on: unknown dataset ' lisc',
     so the sweep executed the run as a rejected one, filed its notebook under failed/ and retrained it next
     time."""
-    run = sweep.Run(model="resnet18_bn", profile="smoke", seed=0, train="cellavision", test="cellavision, lisc",
+    run = runner.Run(model="resnet18_bn", profile="smoke", seed=0, train="cellavision", test="cellavision, lisc",
                     out=str(tmp_path), data_root=str(data_root))
     assert run.run_dir() == train.run_dir_for(model="resnet18_bn", profile="smoke", seed=0, train_set="cellavision",
                                               test_sets=["cellavision", "lisc"], out=str(tmp_path),
@@ -193,10 +195,10 @@ def test_run_dir_uses_the_normalised_test_list(data_root, tmp_path):
 def first_sweep(data_root, tmp_path_factory):
     """resnet18_bn seeds 0 and 1 plus an unknown model, two at a time."""
     out = tmp_path_factory.mktemp("sweep")
-    runs = sweep.plan(models="resnet18_bn,no_such_model", seeds="0,1", out=str(out), data_root=str(data_root),
+    runs = runner.plan(models="resnet18_bn,no_such_model", seeds="0,1", out=str(out), data_root=str(data_root),
                       **SMALL)
     t0 = time.time()
-    results = sweep.sweep(runs, jobs=2)
+    results = runner.sweep(runs, jobs=2)
     return out, results, time.time() - t0
 
 
@@ -237,7 +239,7 @@ def test_failing_run_is_recorded_with_its_message(first_sweep):
         assert errors and errors[0]["ename"] == "WbcError"
         assert "unknown model 'no_such_model'" in errors[0]["evalue"]
     lines = []
-    assert sweep.summarize(results, log=lines.append) == 1
+    assert runner.summarize(results, log=lines.append) == 1
     text = "\n".join(lines)
     assert "2 failed" in text and "unknown model 'no_such_model'" in text and "2 done" in text
 
@@ -260,21 +262,21 @@ def test_a_new_test_time_method_is_added_without_retraining(first_sweep, data_ro
     """Asking a finished grid for AdaBN adds the evaluations (the run was trained without it) and trains
     nothing: the run's name is its training identity."""
     out, _, _ = first_sweep
-    runs = sweep.plan(models="resnet18_bn", seeds="0", out=str(out), data_root=str(data_root), adapt="adabn", **SMALL)
+    runs = runner.plan(models="resnet18_bn", seeds="0", out=str(out), data_root=str(data_root), adapt="adabn", **SMALL)
     rd = runs[0].run_dir()
     log = (rd / "log.csv").stat().st_mtime_ns
-    results = sweep.sweep(runs, jobs=1, log=lambda *a: None)
+    results = runner.sweep(runs, jobs=1, log=lambda *a: None)
     assert [r["status"] for r in results] == ["done"], results
     assert {"cellavision@adabn", "lisc@adabn"} <= {p.name for p in (rd / "eval").iterdir()}
     assert (rd / "log.csv").stat().st_mtime_ns == log
-    assert [r["status"] for r in sweep.sweep(runs, jobs=1, log=lambda *a: None)] == ["skipped"]
+    assert [r["status"] for r in runner.sweep(runs, jobs=1, log=lambda *a: None)] == ["skipped"]
 
 
 def test_locked_run_is_left_to_its_owner(first_sweep, data_root):
     out, _, _ = first_sweep
-    run = sweep.plan(models="resnet18_bn", seeds="7", out=str(out), data_root=str(data_root), **SMALL)
+    run = runner.plan(models="resnet18_bn", seeds="7", out=str(out), data_root=str(data_root), **SMALL)
     with claim(run[0].run_dir()):
-        results = sweep.sweep(run, jobs=1, log=lambda *a: None)
+        results = runner.sweep(run, jobs=1, log=lambda *a: None)
     assert [r["status"] for r in results] == ["locked"]
     assert "another process" in results[0]["error"]
     assert not is_done(run[0].run_dir())
@@ -282,8 +284,8 @@ def test_locked_run_is_left_to_its_owner(first_sweep, data_root):
 
 def test_submitit_local_launcher(first_sweep, data_root):
     out, _, _ = first_sweep
-    runs = sweep.plan(models="resnet18_bn", seeds="2", out=str(out), data_root=str(data_root), **SMALL)
-    results = sweep.sweep(runs, launcher="submitit-local")
+    runs = runner.plan(models="resnet18_bn", seeds="2", out=str(out), data_root=str(data_root), **SMALL)
+    results = runner.sweep(runs, launcher="submitit-local")
     assert [r["status"] for r in results] == ["done"], results
     run_dir = Path(results[0]["run_dir"])
     assert is_done(run_dir) and (run_dir / "notebook.ipynb").is_file()

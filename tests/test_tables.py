@@ -1,14 +1,14 @@
-"""One row order, one 'mean ± CI' cell, one summary over seeds and one wide table (wbcbench.tables)."""
+"""One row order, one 'mean ± CI' cell, one summary over seeds and one wide table (wbcbench.report.tables)."""
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 import pytest
-
 from runfolders import runs_frame
-from wbcbench import tables
-from wbcbench.study import STUDY_MODELS
+
+from wbcbench.analysis.cpu_study import STUDY_MODELS
+from wbcbench.report import tables
 
 
 def test_ordered_puts_known_values_first_in_their_order_then_the_rest_alphabetically():

@@ -1,7 +1,6 @@
 """The trainer on real PBC images: it learns, it is deterministic, it resumes exactly, a finished run gains
 evaluations without being retrained, its record is portable, and bad input ends with one clear message."""
 import json
-import os
 import re
 import shutil
 import signal
@@ -14,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from wbcbench import rundir
-from wbcbench.collect import collect
-from wbcbench.errors import WbcError
-from wbcbench.train import build_config, run, run_dir_for, run_state
+from wbcbench.core.errors import WbcError
+from wbcbench.engine.train import build_config, run, run_dir_for, run_state
+from wbcbench.runs import rundir
+from wbcbench.runs.collect import collect
 
 ARGS = dict(model="resnet18_bn", profile="smoke", seed=3, train_set="pbc:train", test_sets=["pbc:test"],
             epochs=3, train_subset_per_class=64, quiet=True)
@@ -192,7 +191,7 @@ def test_a_test_set_whose_files_changed_is_evaluated_again(small, data_root, tmp
 def test_an_evaluation_by_older_evaluation_code_is_done_again(small, data_root, tmp_path):
     """metrics.json records evaluate.EVAL_VERSION; one of another version (older code, e.g. before exact
     AdaBN) is evaluated again on a finished run, which is not retrained."""
-    from wbcbench.evaluate import EVAL_VERSION
+    from wbcbench.engine.evaluate import EVAL_VERSION
     out = tmp_path / "runs"
     d = out / small.name
     shutil.copytree(small, d)
@@ -209,9 +208,9 @@ def test_an_evaluation_by_older_evaluation_code_is_done_again(small, data_root, 
 def test_training_subsets_are_drawn_with_the_run_seed(data_root):
     """Issue 10: every seed used to train on the same images (balanced_indices(..., seed=0)); now the
     subset is the run seed's, and seed 0 keeps the subset every earlier run trained on."""
-    from wbcbench.datasets import balanced_indices, get_dataset
-    from wbcbench.profiles import get_profile
-    from wbcbench.train import train_subset
+    from wbcbench.core.profiles import get_profile
+    from wbcbench.data.datasets import balanced_indices, get_dataset
+    from wbcbench.engine.train import train_subset
     labels, hp = get_dataset("pbc:train", data_root).labels, get_profile("cpu")
     s0, s1 = train_subset(labels, hp, 0), train_subset(labels, hp, 1)
     assert list(s0) == list(balanced_indices(labels, 200, seed=0))
@@ -265,7 +264,7 @@ def test_label_smoothing_is_applied_and_zero_changes_nothing(small, data_root, t
 def test_augmentation_trains_another_network_and_none_is_the_plain_run(small, data_root, tmp_path):
     """augment="none" is the default: the same run as before the setting existed (same directory, same
     predictions); "hed" is another network, recorded as such, and its rerun command asks for it again."""
-    from wbcbench.reproduce import train_args
+    from wbcbench.runs.records import train_args
     none = run(out=tmp_path, data_root=data_root, augment="none", **SMALL)
     assert none.name == small.name
     assert (none / "eval/cellavision/predictions.csv").read_bytes() == \
@@ -291,7 +290,8 @@ class _Payload:
 def test_checkpoints_load_without_running_code(small, tmp_path):
     """model.pt and checkpoint.pt are read with torch.load(weights_only=True): ours load (they hold only
     tensors and plain data), a pickle carrying code is refused by name and its code never runs."""
-    from wbcbench.train import _read_state, load_model
+    from wbcbench.engine.fit import read_state
+    from wbcbench.engine.train import load_model
     state = torch.load(small / "model.pt", map_location="cpu", weights_only=True)
     assert set(state) == {"state_dict", "wbc_config", "config"}
     d = tmp_path / "evil"
@@ -301,7 +301,7 @@ def test_checkpoints_load_without_running_code(small, tmp_path):
     with pytest.raises(WbcError, match="model.pt is not a wbcbench model file"):
         load_model(d)
     with pytest.raises(WbcError, match="model.pt is damaged or not a wbcbench checkpoint"):
-        _read_state(d / "model.pt", "cpu", ("state_dict",))
+        read_state(d / "model.pt", "cpu", ("state_dict",))
     assert not target.exists()
 
 
@@ -349,7 +349,7 @@ def test_missing_data_root_is_named(tmp_path):
 
 
 def test_unknown_device_is_refused():
-    from wbcbench.train import resolve_device
+    from wbcbench.engine.train import resolve_device
     with pytest.raises(WbcError, match="device"):
         resolve_device("tpu")
 
@@ -357,9 +357,9 @@ def test_unknown_device_is_refused():
 def test_weights_file_starts_the_model_and_is_recorded_by_content(data_root, tmp_path):
     """--weights is the offline stand-in for --pretrained: the file's tensors start the model; the record
     holds its name and sha256 (not where it lies), and only its content is part of the run's identity."""
+    from wbcbench.engine.train import new_model
     from wbcbench.models import create_model
-    from wbcbench.rundir import run_name
-    from wbcbench.train import _new_model
+    from wbcbench.runs.rundir import run_name
     torch.manual_seed(123)
     src = create_model("resnet18_bn", pretrained=False)
     path = tmp_path / "a" / "init.pth"
@@ -367,7 +367,7 @@ def test_weights_file_starts_the_model_and_is_recorded_by_content(data_root, tmp
     torch.save(src.state_dict(), path)
     cfg = build_config("resnet18_bn", "smoke", 0, "cellavision", ["cellavision"], (), {}, None, weights=path)
     assert cfg["model_kwargs"]["weights"] == "init.pth" and len(cfg["model_kwargs"]["weights_sha256"]) == 64
-    net = _new_model(cfg, torch.device("cpu"), path)
+    net = new_model(cfg, torch.device("cpu"), path)
     assert torch.equal(net.state_dict()["conv1.weight"], src.state_dict()["conv1.weight"])
     moved = tmp_path / "b" / "renamed.pth"
     moved.parent.mkdir()
@@ -383,13 +383,13 @@ def test_weights_file_starts_the_model_and_is_recorded_by_content(data_root, tmp
 
 def test_vits_are_built_for_the_profiles_input_size(data_root):
     """vit_tiny defaults to 64 px; the cpu and smoke profiles crop 48 and 32 px (a grid run failed on this)."""
-    from wbcbench.profiles import get_profile
-    from wbcbench.train import _new_model
+    from wbcbench.core.profiles import get_profile
+    from wbcbench.engine.train import new_model
     for profile in ("smoke", "cpu"):
         cfg = build_config("vit_tiny", profile, 0, "cellavision", ["cellavision"], (), {}, None)
         crop = get_profile(profile)["crop_size"]
         assert cfg["model_kwargs"] == {"img_size": crop}
-        net = _new_model(cfg, torch.device("cpu"))
+        net = new_model(cfg, torch.device("cpu"))
         assert net(torch.zeros(2, 3, crop, crop)).shape == (2, 5)
 
 
@@ -404,9 +404,9 @@ def test_every_committed_run_record_rebuilds_its_own_run_directory(data_root):
     """Every committed config.json hashes to its own directory name (legacy records with the legacy keys),
     and train_args(config.json), what `reproduce` and the rerun commands use, rebuilds the same training:
     same model, data, seed and settings, or a rerun would train something else."""
-    from wbcbench.paths import REPO_ROOT
+    from wbcbench.core.paths import REPO_ROOT
     from wbcbench.models import list_models
-    from wbcbench.reproduce import train_args
+    from wbcbench.runs.records import train_args
     records = sorted((REPO_ROOT / "results").glob("*/*/config.json"))
     # both kinds must be there: legacy records (results/cpu-pilot) and identity-2 records (the rerun grid)
     kinds = {"identity" in json.loads(p.read_text()) for p in records}

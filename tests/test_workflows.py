@@ -80,7 +80,7 @@ def test_workflows_keep_the_data_under_the_workspace(name):
     job = next(iter(load(name)["jobs"].values()))
     assert 'echo "WBCBENCH_DATA=$GITHUB_WORKSPACE/data" >> "$GITHUB_ENV"' in runs(job)
     cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
-    assert cache["with"]["path"] == "data" and "wbcbench/data_manifests" in cache["with"]["key"]
+    assert cache["with"]["path"] == "data" and "wbcbench/data/manifests" in cache["with"]["key"]
 
 
 def test_tests_workflow_runs_the_ci_script():

@@ -8,16 +8,21 @@ import json
 import sys
 from pathlib import Path
 
-from . import collect, datasets, evaluate, models, rundir, sweep, train, verify
-from .atomic import write_csv
-from .download import DOWNLOADS, main_download
-from .errors import WbcError
-from .grids import BUNDLED_TESTS
-from .parameters import with_legacy_adabn
-from .paths import data_root
-from .predict import main_predict, predict_methods
-from .profiles import PROFILES, SETTINGS, flag
-from .raabin import main_import_raabin
+from wbcbench import models
+from wbcbench.core import names
+from wbcbench.core.atomic import write_csv
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import data_root
+from wbcbench.core.profiles import PROFILES, SETTINGS, flag
+from wbcbench.data import datasets, verify
+from wbcbench.data.download import DOWNLOADS, main_download
+from wbcbench.data.raabin import main_import_raabin
+from wbcbench.engine import evaluate, train
+from wbcbench.engine.predict import main_predict, predict_methods
+from wbcbench.runs import collect, rundir
+from wbcbench.sweep import runner
+from wbcbench.sweep.grids import BUNDLED_TESTS
+from wbcbench.sweep.parameters import with_legacy_adabn
 
 
 def _cmd_data(a):
@@ -74,8 +79,8 @@ def _cmd_eval(a):
     target = Path(a.checkpoint)
     if a.out is None and rundir.is_done(target):
         train.add_evaluations(target, tests, methods, a.device, a.data_root, progress=not a.quiet)
-        wanted = {(t, m) for t in tests for m in (evaluate.STANDARD, *methods)}
-        results = {evaluate.eval_dir_name(t, m): json.loads((folder / "metrics.json").read_text())
+        wanted = {(t, m) for t in tests for m in (names.STANDARD, *methods)}
+        results = {names.eval_dir_name(t, m): json.loads((folder / "metrics.json").read_text())
                    for (t, m), (_, folder) in rundir.evaluations(target).items() if (t, m) in wanted}
     else:
         if a.out:  # an unwritable --out fails now, not after the evaluation
@@ -121,7 +126,7 @@ def add_setting_flags(parser) -> None:
 def _add_adapt_flags(parser) -> None:
     parser.add_argument("--adapt", default=None, metavar="METHODS",
                         help="also evaluate with these test-time methods, comma-separated: "
-                             f"{', '.join(evaluate.ADAPT_METHODS)}")
+                             f"{', '.join(names.ADAPT_METHODS)}")
     parser.add_argument("--adabn", action="store_true",
                         help="deprecated: same as --adapt adabn (kept for the commands older runs recorded)")
 
@@ -188,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("sweep", help="run a grid of runs through the training notebook (papermill)")
-    sweep.add_arguments(s)
-    s.set_defaults(func=sweep.main)
+    runner.add_arguments(s)
+    s.set_defaults(func=runner.main)
     return p
 
 

@@ -20,9 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import atomic
-from .errors import WbcError
-from .paths import REPO_ROOT
+from wbcbench.core import atomic
+from wbcbench.core.errors import WbcError
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.project import REPO_BRANCH, REPO_URL
 
 try:
     import google.colab  # noqa: F401  (importable on Colab only)
@@ -30,8 +31,6 @@ try:
 except ImportError:
     ON_COLAB = False
 
-REPO_URL = "https://github.com/wbc-benchmark/wbc-benchmark"
-REPO_BRANCH = "main"
 COLAB_URL = "https://colab.research.google.com"  # also the book's launch_buttons.colab_url
 CLONE = "wbc-benchmark"  # the clone's folder under the runtime's starting folder (/content on Colab)
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -45,13 +44,20 @@ BADGE = re.compile(re.escape(COLAB_URL) + r"/github/[^)\s]+")
 # WBCBENCH_REPO_BRANCH override (a fork, a test's local clone). The shell line clones only once per runtime.
 _TEMPLATE = SETUP_MARK + """ (wbcbench/colab.py writes it): a fresh Colab
 # runtime first clones the repository (WBCBENCH_REPO_URL / WBCBENCH_REPO_BRANCH override its URL / branch).
-import importlib.util, os, subprocess, sys  # noqa: E401
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab") and not os.path.isdir("wbcbench"):
     subprocess.run('[ -d {clone} ] || git clone -q --depth 1 -b "${WBCBENCH_REPO_BRANCH:-{branch}}" '
-                   '"${WBCBENCH_REPO_URL:-{url}}" {clone}', shell=True, check=True)
+                   '"${WBCBENCH_REPO_URL:-{url}}" {clone}',
+                   shell=True, check=True)
     sys.path.insert(0, os.path.abspath("{clone}"))
-from wbcbench.colab import setup
-ROOT = setup(data={data})  # on Colab: install the clone, download the data, work inside the clone"""
+from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
+
+# on Colab: install the clone, download the data, work inside the clone
+ROOT = setup(data={data})"""
 
 
 def setup(data: list[str] = ()) -> Path:

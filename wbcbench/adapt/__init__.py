@@ -1,0 +1,1 @@
+"""Test-time methods: exact AdaBN, batch statistics, TENT and stain normalisation."""

@@ -1,0 +1,1 @@
+"""Training and evaluation: augmentation, the trainer and its public `fit`, evaluation, prediction, reruns."""

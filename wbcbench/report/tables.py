@@ -1,0 +1,123 @@
+"""The table helpers every chapter uses: one row order, one way to write 'mean ± CI', one summary of runs
+over seeds, one wide model x domain table, and markdown without a tabulate dependency."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from wbcbench.analysis.stats import mean_ci
+from wbcbench.core.names import DOMAIN_ORDER, METHOD_NAMES, STANDARD, ordered, row_label  # noqa: F401  (re-exported)
+
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def sort_rows(df: pd.DataFrame, model_order=(), domain_order=DOMAIN_ORDER, then=()) -> pd.DataFrame:
+    """Rows by model (`model_order` first, see `ordered`), standard evaluation before adapted ones, test
+    domain (`domain_order`; None: keep their order), then the columns `then`; stable, so ties keep their
+    order. Columns the frame lacks are not sorted on."""
+    keys, cols = {}, []
+    for col, order in (("model", model_order), ("eval_mode", (STANDARD,)), ("test_set", domain_order)):
+        if order is not None and col in df.columns:
+            rank = {v: i for i, v in enumerate(ordered(df[col], order))}
+            keys[f"_{col}"] = df[col].map(rank)
+            cols.append(f"_{col}")
+    by = cols + [c for c in then if c in df.columns]
+    if not by:
+        return df.reset_index(drop=True)
+    return df.assign(**keys).sort_values(by, kind="stable").drop(columns=cols).reset_index(drop=True)
+
+
+def fmt_ci(mean, ci, n=None, scale: float = 100.0, digits: int = 1) -> str:
+    """'mean ± ci' in percent. One seed has no interval: 'mean (1 seed, no CI)'. No value, or n=0: '–'."""
+    if _missing(mean) or n == 0:
+        return "–"
+    m = f"{mean * scale:.{digits}f}"
+    if n == 1 or _missing(ci):
+        return f"{m} (1 seed, no CI)"
+    return f"{m} ± {ci * scale:.{digits}f}"
+
+
+def fmt_gain(d, lo, hi) -> str:
+    """A paired difference in percentage points with its interval: '+2.1 [+0.3, +3.9]', '+2.1 (no CI)' with
+    one pair, '–' with none."""
+    if _missing(d):
+        return "–"
+    return f"{d * 100:+.1f} (no CI)" if _missing(lo) else f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+
+
+def summarize(df: pd.DataFrame, metrics=("accuracy", "balanced_accuracy"), by=("model", "test_set", "eval_mode")):
+    """Mean, Student-t 95% CI half-width and standard error over seeds for each group."""
+    out = []
+    for key, g in df.groupby(list(by), sort=False):
+        row = dict(zip(by, key))
+        for m in metrics:
+            s = mean_ci(g[m].tolist())
+            row.update({f"{m}_mean": s["mean"], f"{m}_ci95": s["ci95"], f"{m}_sem": s["sem"]})
+        row["seeds"] = int(g["seed"].nunique())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def summary_table(df: pd.DataFrame, eval_mode: str | None = None, metrics=SUMMARY_METRICS,
+                  model_order=()) -> pd.DataFrame:
+    """One row per model x eval mode x test set (only `eval_mode` when given): a row label ('model + AdaBN'),
+    the number of seeds, the majority-class baseline, and per metric the mean, Student-t 95% CI half-width
+    and standard error over seeds. Rows in `sort_rows` order."""
+    cols = ["label", "model", "eval_mode", "test_set", "seeds", "majority_baseline"] + \
+        [f"{m}_{s}" for m in metrics for s in ("mean", "ci95", "sem")]
+    if df is not None and len(df) and eval_mode is not None:
+        df = df[df["eval_mode"] == eval_mode]
+    if df is None or not len(df):
+        return pd.DataFrame(columns=cols)
+    s = summarize(df, metrics=tuple(metrics))
+    s["majority_baseline"] = s["test_set"].map(df.groupby("test_set")["majority_baseline"].first())
+    s["label"] = [row_label(m, e) for m, e in zip(s["model"], s["eval_mode"])]
+    return sort_rows(s, model_order)[cols]
+
+
+def wide_table(summary: pd.DataFrame, metric: str = "accuracy", seeds: bool = False) -> pd.DataFrame:
+    """Rows = the summary's row labels in its order (adapted rows right after their standard row), columns
+    = test domains, cells = 'mean ± 95% CI' of `metric` in %, a last row with each domain's majority-class
+    baseline; with `seeds`, a first column with each row's number of seeds. Missing cells are '–'."""
+    if summary is None or not len(summary):
+        return pd.DataFrame()
+    wide = label_by_domain(summary, [fmt_ci(m, c, n) for m, c, n in
+                                     zip(summary[f"{metric}_mean"], summary[f"{metric}_ci95"], summary["seeds"])])
+    base = summary.groupby("test_set")["majority_baseline"].first()
+    baseline = [f"{base[t] * 100:.1f}" for t in wide.columns]
+    if seeds:
+        n = summary.groupby("label")["seeds"].max()
+        wide.insert(0, "seeds", [int(n[lab]) for lab in wide.index])
+        baseline = ["–", *baseline]
+    wide.loc["majority baseline"] = baseline
+    return wide.fillna("–")
+
+
+def label_by_domain(rows: pd.DataFrame, cells) -> pd.DataFrame:
+    """`cells` (one per row of `rows`) as a table: rows = the rows' `label` in order of appearance (index
+    named "model"), columns = their `test_set` in domain order; a missing cell is NaN."""
+    wide = rows.assign(cell=list(cells)).pivot_table(index="label", columns="test_set", values="cell",
+                                                     aggfunc="first", sort=False)
+    wide = wide[ordered(wide.columns)].reindex(list(dict.fromkeys(rows["label"])))
+    wide.index.name, wide.columns.name = "model", None
+    return wide
+
+
+def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
+    """A pipe table (no tabulate dependency), for IPython.display.Markdown in the book; None/NaN is '–'."""
+    if df is None or not len(df):
+        return "_(empty)_"
+    d = df.reset_index() if index else df
+
+    def esc(v) -> str:
+        return ("–" if _missing(v) else str(v)).replace("|", "\\|")
+
+    head = "| " + " | ".join(esc(c) for c in d.columns) + " |"
+    sep = "|" + "|".join("---" for _ in d.columns) + "|"
+    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in d.itertuples(index=False)]
+    return "\n".join([head, sep, *body])

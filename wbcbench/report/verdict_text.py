@@ -1,0 +1,147 @@
+"""The plan's verdicts in words: one sentence per comparison and per claim, the rules as applied, progress
+of a grid, and the pretrained study's recipe tables and recommendation. Numbers come from
+wbcbench.analysis; this module only words them."""
+from __future__ import annotations
+
+import pandas as pd
+
+from wbcbench.analysis import cpu_study, pretrained_study
+from wbcbench.analysis.verdict import (
+    ALPHA,
+    BESIDE_METRICS,
+    METRIC_NAMES,
+    MIN_PAIRS,
+    ONE_CLASS_SHARE,
+    PRIMARY_METRIC,
+    ROBUSTNESS,
+    TEST_TIME,
+    WORDS,
+    claim_summary,
+    grid_progress,
+)
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
+from wbcbench.report.tables import fmt_gain
+from wbcbench.sweep.grids import get_grid
+
+
+def _pp(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x * 100:+.1f} pp"
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x * 100:.1f}%"
+
+
+def _p(name: str, x: float) -> str:
+    return f"{name} –" if pd.isna(x) else (f"{name} < 0.001" if x < 0.001 else f"{name} = {x:.3f}")
+
+
+def _interval(r) -> str:
+    return "no interval" if pd.isna(r["lo"]) else f"95% CI [{_pp(r['lo'])[:-3]}, {_pp(r['hi'])[:-3]}] pp"
+
+
+def comparison_sentence(r) -> str:
+    """One comparison of verdict_table in words, with its effect, interval and p-values."""
+    head = f"{r['label_a']} vs {r['label_b']} on {r['test_set']}: **{r['word']}**"
+    unit = "runs" if r["kind"] == TEST_TIME else "seeds"
+    if r["word"] == "undetermined":
+        return f"{head} ({r['n']} paired {unit[:-1] if r['n'] == 1 else unit}; the test needs {MIN_PAIRS})."
+    if r["kind"] == ROBUSTNESS:
+        what = (f"drop from {IN_DOMAIN} {_pp(r['drop_a'])[1:]} vs {_pp(r['drop_b'])[1:]}, effect {_pp(r['effect'])} "
+                f"(positive: {r['a']} loses less), {_interval(r)}; on {r['test_set']} itself "
+                f"{_pct(r['score_a'])} vs {_pct(r['score_b'])}")
+    else:
+        what = (f"gain {_pp(r['effect'])}, {_interval(r)} ({_pct(r['score_a'])} vs {_pct(r['score_b'])})")
+    beside = f"accuracy {_pp(r['effect_accuracy'])}, macro-F1 {_pp(r['effect_macro_f1'])}"
+    if r["word"] == "uninformative":
+        return (f"{head}: both score at most the majority-class accuracy ({_pct(r['accuracy_a'])} and "
+                f"{_pct(r['accuracy_b'])} vs {_pct(r['majority'])}) and put {_pct(r['top_share_a'])} and "
+                f"{_pct(r['top_share_b'])} of the images into one class; not tested ({what}).")
+    return f"{head}: {what}; paired t over {r['n']} {unit}, {_p('p', r['p'])}, {_p('Holm p', r['p_holm'])}; {beside}."
+
+
+def claim_sentence(s, v: pd.DataFrame) -> str:
+    """One claim of claim_summary in words: its word, the counts, and the comparisons that decided it."""
+    counts = ", ".join(f"{w} {s[w]}" for w in WORDS if s[w])
+    text = f"({s['claim']}) {s['statement']}: **{s['verdict']}** ({s['comparisons']} comparisons: {counts})"
+    g = v[(v["claim"] == s["claim"]) & v["word"].isin(["holds", "contradicted"])]
+    if len(g):
+        text += "; " + "; ".join(f"{w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_pp(r.effect)}, "
+                                 f"{_interval(r._asdict())}, {_p('Holm p', r.p_holm)})"
+                                 for w, r in zip(g["word"], g.itertuples(index=False)))
+    return text + "."
+
+
+def claim_sentences(v: pd.DataFrame) -> list[str]:
+    """claim_sentence of every claim, in claim order."""
+    return [claim_sentence(s, v) for _, s in claim_summary(v).iterrows()]
+
+
+def verdict_sentences(v: pd.DataFrame) -> str:
+    """Markdown: per claim its sentence, then one bullet per comparison."""
+    out = []
+    for _, s in claim_summary(v).iterrows():
+        out.append(claim_sentence(s, v) + "\n")
+        out += [f"- {comparison_sentence(r)}" for _, r in v[v["claim"] == s["claim"]].iterrows()]
+        out.append("")
+    return "\n".join(out)
+
+
+def progress_sentence(runs: pd.DataFrame, runs_dir, grid: str = cpu_study.GRID) -> str:
+    """'N of 40 runs finished', naming what the verdict leaves out."""
+    g = grid_progress(runs, grid)
+    text = f"{g['finished']} of {g['total']} runs of the `{grid}` grid finished in `{runs_dir}`"
+    if g["others"]:
+        text += f"; runs of models no longer in the grid are not counted ({', '.join(g['others'])})"
+    if g["repeated"]:
+        text += f"; seeds with more than one finished run, averaged: {', '.join(g['repeated'])}"
+    return text + "."
+
+
+def rules_markdown() -> str:
+    """The analysis plan's rules as this code applies them (from the constants above), for the study pages."""
+    seeds = get_grid(cpu_study.GRID)["seeds"]
+    lines = [
+        f"- **unit**: one run = one (model, seed), seeds {seeds[0]}–{seeds[-1]}; models paired by seed, a "
+        "test-time method paired with the same run evaluated without it",
+        f"- **primary metric**: {METRIC_NAMES[PRIMARY_METRIC]} (`{PRIMARY_METRIC}`); beside it, never deciding: "
+        + ", ".join(METRIC_NAMES[m] for m in BESIDE_METRICS),
+        f"- **robustness claims** on the {ROBUSTNESS} (`{IN_DOMAIN}` minus the shifted domain); **test-time "
+        f"claims** on the {TEST_TIME} (method minus standard evaluation); shifted domains: "
+        + ", ".join(f"`{d}`" for d in SHIFTED_DOMAINS),
+        f"- **test**: two-sided paired t per comparison, Holm within each claim at family-wise α = {ALPHA}; "
+        "effect = mean paired difference (positive = the claimed direction) with its 95% Student-t interval",
+        f"- **uninformative**: every evaluation in the comparison has mean accuracy ≤ the majority-class "
+        f"accuracy and > {ONE_CLASS_SHARE:.0%} of the images in one predicted class (left out of Holm); "
+        f"**undetermined**: fewer than {MIN_PAIRS} paired seeds",
+        "- **a claim** holds: ≥ 1 comparison holds, none contradicted; contradicted: the reverse; mixed: both; "
+        "inconclusive: otherwise",
+    ]
+    return "\n".join([*lines, claims_markdown(cpu_study.CLAIMS)])
+
+
+def claims_markdown(claims) -> str:
+    """One bullet per claim: its statement, every comparison it makes, and what it is tested on."""
+    return "\n".join(f"- claim ({c.id}) {c.statement}: "
+                     + ", ".join(f"{row_label(a, ma)} vs {row_label(b, mb)}" for a, ma, b, mb in c.comparisons)
+                     + f" ({c.kind})" for c in claims)
+
+
+def recipe_tables(tests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recipe_tests as two recipe x shifted-domain tables, in RECIPES order: the gain '+x [lo, hi]' (pp)
+    and the plan's word."""
+    cells = tests.assign(gain=[fmt_gain(e, lo, hi) for e, lo, hi in zip(tests["effect"], tests["lo"], tests["hi"])])
+    order = list(pretrained_study.RECIPE_BY_LABEL)[1:]
+    return tuple(cells.pivot(index="label_a", columns="test_set", values=v).reindex(order)[list(SHIFTED_DOMAINS)]
+                 for v in ("gain", "word"))
+
+
+def recommendation_sentence(rec: dict) -> str:
+    """pretrained_study.recommendation()'s choice in one sentence, with its Holm words per shifted domain."""
+    if rec["recipe"] is None:
+        return "no recipe can be chosen yet (the plain recipe has no runs)."
+    if rec["recipe"] == row_label(*pretrained_study.PLAIN):
+        return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
+    words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in SHIFTED_DOMAINS)
+    return (f"the plan's rule chooses **{rec['recipe']}**, " + ("supported" if rec["supported"] else "not shown to help")
+            + f" by the Holm-corrected tests against the plain recipe ({words}).")
