@@ -8,7 +8,7 @@ epochs, every run in its own `wbcbench train` process:
 
   det A, det B  two runs with the same seed (WBCBENCH_DETERMINISTIC=1, the default): their predictions
                 files must be byte-identical;
-  killed        the same run SIGKILLed while writing its first checkpoint (atomic.KILL_WHILE_WRITING),
+  killed        the same run SIGKILLed while writing its first checkpoint (tests/kill_at_rename.py),
                 then resumed with --resume: byte-identical to det A as well;
   fast A, B     two runs with WBCBENCH_DETERMINISTIC=0 (cuDNN autotuning, nondeterministic kernels): is
                 there a difference, and how much faster are they?
@@ -31,17 +31,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbcbench.core import atomic
 from wbcbench.core.atomic import write_csv
 from wbcbench.engine.reproduce import compare_runs
 from wbcbench.engine.train import DETERMINISTIC_ENV
 
 CLI = [sys.executable, "-m", "wbcbench.cli"]
+# the CLI that SIGKILLs itself instead of renaming a complete temp file of the named file into place
+KILL_AT_RENAME = [sys.executable, str(Path(__file__).resolve().parents[1] / "tests" / "kill_at_rename.py")]
 
 
 def run(out: Path, model: str, profile: str, epochs: int, tests: str, env: dict,
-        resume=False) -> subprocess.CompletedProcess:
-    cmd = [*CLI, "train", "--model", model, "--profile", profile, "--seed", "0", "--test", tests,
+        resume=False, cli=CLI) -> subprocess.CompletedProcess:
+    cmd = [*cli, "train", "--model", model, "--profile", profile, "--seed", "0", "--test", tests,
            "--epochs", str(epochs), "--no-pretrained", "--quiet", "--out", str(out)] + (["--resume"] if resume else [])
     return subprocess.run(cmd, capture_output=True, text=True, env=os.environ | env)
 
@@ -74,7 +75,7 @@ def check(model: str, profile: str, epochs: int, tests: str, tmp: Path) -> dict:
         ok(run(out, model, profile, epochs, tests, {DETERMINISTIC_ENV: flag}), name)
         dirs[name] = only_run(out)
     out = tmp / model / "killed"
-    r = run(out, model, profile, epochs, tests, {atomic.KILL_WHILE_WRITING: "checkpoint.pt"})
+    r = run(out, model, profile, epochs, tests, {}, cli=[*KILL_AT_RENAME, "checkpoint.pt"])
     row["killed at first checkpoint"] = r.returncode == -signal.SIGKILL
     ok(run(out, model, profile, epochs, tests, {}, resume=True), "resume")
     dirs["resumed"] = only_run(out)

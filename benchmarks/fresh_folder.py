@@ -5,7 +5,8 @@ data check and the book build, each timed.
 
     python benchmarks/fresh_folder.py --data-root ../shared/wbc-data --out results/checks/fresh_folder.md
 
-The venv is made with --system-site-packages and the package installed with --no-deps, so torch and the
+The venv sees this interpreter's packages (tests/venvs.py: --system-site-packages would show the base
+interpreter's when this one is itself a venv) and the package is installed with --no-deps, so torch and the
 other pinned wheels are not installed a second time (tests/test_colab.py checks that they satisfy
 wbcbench's declared requirements); the clone, the data folder, the decoded-image cache and the book build
 are all new. It is a check, not a test (minutes of CPU, CI does not run it): exit status 1 when a step fails.
@@ -63,18 +64,20 @@ def main(argv=None) -> int:
         httpd, url = serve(served)
         home = tmp / "empty" / "wbc-benchmark"  # nothing beside it: no ../shared
         venv = tmp / "venv"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WBCBENCH_", "VIRTUAL_ENV")) and k != "PYTHONPATH"}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("WBCBENCH_", "VIRTUAL_ENV")) and k != "PYTHONPATH"}
         env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(venv),
                    WBCBENCH_DOWNLOAD_BASE=url, WBCBENCH_CACHE=str(tmp / "cache"), WBCBENCH_DATA=str(home / "data"),
                    PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         commands = [
             ("clone HEAD into an empty folder", ["git", "clone", "-q", str(REPO), str(home)], tmp),
-            ("fresh venv", [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp),
+            ("fresh venv", [sys.executable, str(REPO / "tests" / "venvs.py"), "--with-pip", str(venv)], tmp),
             ("pip install -e . --no-deps", [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
                                             "--no-build-isolation", "-e", "."], home),
             ("wbcbench data download all", ["wbcbench", "data", "download", "all", "--data-root", "data"], home),
             ("wbcbench data verify", ["wbcbench", "--data-root", "data", "data", "verify"], home),
-            ("jupyter-book build -W -n --keep-going .", ["jupyter-book", "build", "-W", "-n", "--keep-going", "."], home),
+            ("jupyter-book build -W -n --keep-going .",
+             ["jupyter-book", "build", "-W", "-n", "--keep-going", "."], home),
         ]
         for what, cmd, cwd in commands:
             t0 = time.time()

@@ -44,7 +44,8 @@ def measure(model: str, epochs: int, train_set: str, tests: list[str], device, d
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     run = train.run(model=model, profile="paper", seed=0, train_set=train_set, test_sets=tests, out=out,
-                    device=str(device), data_root=data_root, quiet=True, epochs=epochs, warmup_epochs=1, pretrained=False)
+                    device=str(device), data_root=data_root, quiet=True, epochs=epochs, warmup_epochs=1,
+                    pretrained=False)
     row["wall_s"] = time.perf_counter() - t0
     log = pd.read_csv(run / "log.csv")
     row["train_images"] = int(round(log["images_per_s"].iloc[-1] * log["seconds"].iloc[-1]))

@@ -54,8 +54,8 @@ from wbcbench.engine.fit import CHECKPOINT, fit, training_loader
 
 SECTIONS = ("cache", "loader", "train", "rss")
 COLUMNS = ["section", "measurement", "model", "stored_px", "crop_px", "batch_size", "images", "images_per_s",
-           "input_wait_pct", "input_cpu_ms_per_image", "value", "unit", "ratio", "target", "met", "device", "cores", "torch_threads", "torch",
-           "load_avg_1min"]
+           "input_wait_pct", "input_cpu_ms_per_image", "value", "unit", "ratio", "target", "met", "device", "cores",
+           "torch_threads", "torch", "load_avg_1min"]
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -392,7 +392,8 @@ def main(argv=None) -> int:
             for g in got:
                 extra = f"  ratio {g['unit']} = {g['ratio']:.3f}" if g.get("unit") else ""
                 extra += f" (target {g['target']}: {'met' if g['met'] else 'NOT met'})" if g.get("target") else ""
-                print(f"  {g['measurement']:<42} {g['images_per_s']:9.1f} img/s ({1e3 / g['images_per_s']:6.1f} ms/img), "
+                print(f"  {g['measurement']:<42} {g['images_per_s']:9.1f} img/s "
+                      f"({1e3 / g['images_per_s']:6.1f} ms/img), "
                       f"waiting for input {g['input_wait_pct']:4.1f}%, input CPU {g['input_cpu_ms_per_image']:5.2f} "
                       f"ms/img{extra}", flush=True)
             rows += got

@@ -60,13 +60,14 @@ colour_size = 32      # images are decoded at this size for the colour statistic
 colour_per_class = 20 # class-balanced sample per domain for the colour statistics
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
 from wbcbench.core.classes import CLASSES
 from wbcbench.data.datasets import DATASETS
 from wbcbench.data.domains import available_domains, class_counts_table, colour_stats, colour_summary
 from wbcbench.report import plots
-from wbcbench.report.tables import to_markdown
+from wbcbench.report.tables import for_reader, to_markdown
 
 # %% [markdown]
 # ## Images per class and domain
@@ -87,7 +88,7 @@ for name, row in counts.set_index("dataset").iterrows():  # the files on disk ma
     if spec.expected_total is not None:
         assert row["total"] == spec.expected_total, (name, row["total"], spec.expected_total)
 
-# %%
+# %% mystnb={"figure": {"caption": "Class composition of each domain: the share of its images in each of the five classes.", "name": "fig-class-counts"}, "image": {"alt": "Stacked horizontal bars, one per domain, split by the share of each white-blood-cell class."}}
 plots.show(plots.class_counts_chart(counts))
 
 # %% [markdown]
@@ -97,7 +98,7 @@ plots.show(plots.class_counts_chart(counts))
 # Staining colour, background, magnification and cropping differ visibly between rows; the class is
 # what a model should recognise *across* rows.
 
-# %%
+# %% mystnb={"figure": {"caption": "Sample cells: one row per domain, two cells of each class (a gap: the domain has fewer images of that class).", "name": "fig-sample-cells"}, "image": {"alt": "A grid of small white-blood-cell images, one row per domain and two columns per class, showing how staining and cropping differ between domains."}}
 grid = plots.sample_grid(domains, per_class=grid_per_class, size=thumb_size, data_root=data_root)
 grid
 
@@ -116,14 +117,14 @@ assert grid.png.startswith(b"\x89PNG")
 # %%
 stats = colour_stats(domains, size=colour_size, per_class=colour_per_class, data_root=data_root)
 summary = colour_summary(stats)
-Markdown(to_markdown(summary))
+Markdown(to_markdown(for_reader(summary.round(3))))
 
 # %%
 assert set(summary["dataset"]) == set(domains)
 assert stats[["R", "G", "B", "S", "V"]].apply(lambda c: c.between(0, 1).all()).all()
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean hue and saturation of each sampled image, coloured by domain: each domain forms its own cloud.", "name": "fig-colour"}, "image": {"alt": "Scatter plot of per-image mean hue against mean saturation, one colour per domain, showing separated clusters."}}
 plots.show(plots.colour_chart(stats, "H", "S"))
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean red, green and blue intensity of each domain's sampled images.", "name": "fig-rgb"}, "image": {"alt": "Grouped bars, one panel per domain: the mean red, green and blue intensity of its images."}}
 plots.show(plots.rgb_profile_chart(stats))

@@ -92,9 +92,9 @@ print("CUDA available:", torch.cuda.is_available(), "| torch", torch.__version__
 # ## Parameters
 #
 # `papermill -p NAME VALUE` replaces these values. `test` and `adapt` (test-time methods: `adabn`,
-# `batch_stats`, `tent`) are comma-separated; `overrides` holds profile settings for this run only, e.g.
-# `{"epochs": 1}` or `{"pretrained": True}` (any setting of `wbcbench.core.profiles.SETTINGS`; JSON-serialisable).
-# `adabn = True` is the deprecated spelling of `adapt = "adabn"`, kept for older commands.
+# `batch_stats`, `tent`, `macenko`, `reinhard`) are comma-separated; `overrides` holds profile settings for this
+# run only, e.g. `{"epochs": 1}`, `{"pretrained": True}` or `{"train_subset_per_class": None}` (every image)
+# (any setting of `wbcbench.core.profiles.SETTINGS`; JSON-serialisable).
 # `progress = False` drops the progress bars and keeps one line per epoch (sweeps do that).
 
 # %% tags=["parameters"]
@@ -107,7 +107,6 @@ device = "auto"
 out = "runs"
 data_root = None
 adapt = ""
-adabn = False
 resume = True
 progress = True
 weights = None
@@ -122,7 +121,7 @@ overrides = {}
 # %%
 params = parameters.check_parameters(
     model=model, profile=profile, seed=seed, train=train, test=test, device=device, out=out, data_root=data_root,
-    adapt=adapt, adabn=adabn, resume=resume, progress=progress, weights=weights, overrides=overrides)
+    adapt=adapt, resume=resume, progress=progress, weights=weights, overrides=overrides)
 args = parameters.run_arguments(params)
 dev = wbcbench.engine.train.resolve_device(device)
 print("device:", dev)

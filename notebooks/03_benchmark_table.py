@@ -51,11 +51,13 @@ runs_dir = "results/cpu"  # relative to the working directory or, failing that, 
 profile = "cpu"           # keep runs of this training profile only (None: all)
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
-from wbcbench.report import plots
+from wbcbench.core.profiles import get_profile
+from wbcbench.report import plots, run_tables
 from wbcbench.report.paper import compare_with_paper, load_published
-from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
 from wbcbench.runs.collect import load_runs
 
 runs, skipped = load_runs(runs_dir, profile)
@@ -90,8 +92,19 @@ if have_runs:
 else:
     assert acc.empty and bal.empty
 
+# %% [markdown]
+# The same table as a chart, one panel per test domain. The dashed line is the domain's chance level for
+# balanced accuracy, 1/K over its K classes with a test image: what a classifier that ignores the image
+# scores there.
+
+# %% mystnb={"figure": {"caption": "Balanced accuracy of each model on each test domain: mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-benchmark"}, "image": {"alt": "Dot plot, one panel per test domain: each model's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}}
+chance = run_tables.chance_levels(runs, "balanced_accuracy") if have_runs else {}
+(plots.show(plots.benchmark_chart(summary, "balanced_accuracy", chance)) if have_runs
+ else Markdown("_no chart: no runs yet_"))
+
 # %%
-plots.show(plots.benchmark_chart(summary, "balanced_accuracy")) if have_runs else Markdown("_no chart: no runs yet_")
+if have_runs:  # every domain drawn has its chance level, 1/K for K classes present
+    assert set(chance) >= set(summary["test_set"]) and all(1 / 5 <= c <= 1 for c in chance.values())
 
 # %% [markdown]
 # ## The paper's published numbers
@@ -99,16 +112,23 @@ plots.show(plots.benchmark_chart(summary, "balanced_accuracy")) if have_runs els
 # Tsutsui, Su & Wen trained every model on Raabin-WBC Train and report test accuracy (%) over 10 seeds
 # (the method of their "95% confidence interval" is not stated). With the `paper` profile our runs use
 # the same training set and recipe, and the table below puts both side by side, with
-# delta = ours - paper in percentage points. Runs of another profile (the CPU study trains on PBC at
-# 64 px) are not comparable, so no delta is shown for them.
+# delta = ours - paper in percentage points. Runs of another profile are not comparable, so no delta is
+# shown for them.
+
+# %%
+cpu = get_profile("cpu")
+Markdown(f"The CPU study trains on PBC (`pbc:train`) with {cpu['crop_size']} px crops for {cpu['epochs']} "
+         f"epochs, the paper on Raabin-WBC at {get_profile('paper')['crop_size']} px."
+         + (" This page shows the `paper` profile's runs." if profile == "paper" else
+            f" This page shows the `{profile}` profile's runs, so the table gives the paper's numbers alone."))
 
 # %%
 if profile == "paper":
     table = compare_with_paper(summary)
 else:
     table = load_published().rename(columns={"accuracy_mean": "paper accuracy (%)",
-                                                    "accuracy_ci95": "paper 95% CI"})
-Markdown(to_markdown(table))
+                                             "accuracy_ci95": "paper 95% CI"})
+Markdown(to_markdown(for_reader(table)))
 
 # %%
 assert len(table) == len(load_published())

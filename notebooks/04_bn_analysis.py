@@ -73,6 +73,7 @@ data_root = None
 device = "cpu"
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 import itertools
 import tempfile
 
@@ -87,7 +88,7 @@ from wbcbench.engine import bn_probe, evaluate, train
 from wbcbench.engine.reproduce import retrained_checkpoint
 from wbcbench.report import plots
 from wbcbench.report.run_tables import gain_table, method_gains
-from wbcbench.report.tables import to_markdown
+from wbcbench.report.tables import METHOD_NAMES, for_reader, to_markdown
 from wbcbench.runs.collect import load_runs
 
 provenance = None
@@ -117,7 +118,7 @@ assert domains, "no test domain available: set data_root"
 # (how many stored standard deviations the activations are off). The training domain's own test split is
 # the reference; the further a domain's curve is above it, the more BN mis-normalises that domain.
 
-# %%
+# %% mystnb={"figure": {"caption": "Gap between each BN layer's stored running statistics and each domain's activation statistics (mean over channels of the mean's distance in running standard deviations), from the input to the output of the network.", "name": "fig-bn-gap"}, "image": {"alt": "Line chart: one line per test domain, the statistics gap of each BN layer in depth order."}}
 gaps = bn_probe.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_gap_chart(gaps))
 
@@ -136,14 +137,14 @@ assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
 # Same weights, three ways to normalise at test time. If BN statistics were the whole problem, AdaBN and
 # test-time batch statistics would close most of the gap between the training domain and the others.
 
-# %%
+# %% mystnb={"figure": {"caption": "Balanced accuracy on each domain with the stored BN statistics (standard) and with each test-time method: the same weights, normalised differently at test time.", "name": "fig-bn-modes"}, "image": {"alt": "Bar chart, one panel per test domain: balanced accuracy with the stored BN statistics and with each test-time method."}}
 modes = bn_probe.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
 
 # %%
-wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False).round(3)
-wide["majority baseline"] = modes.groupby("dataset", sort=False)["majority_baseline"].first().round(3)
-Markdown(to_markdown(wide, index=True))
+wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False)
+shown = for_reader(wide, percent=list(wide.columns), names=METHOD_NAMES).rename_axis("test domain")
+Markdown("**Balanced accuracy**\n\n" + to_markdown(shown, index=True))
 
 # %%
 assert set(modes["mode"]) == {names.STANDARD, *names.BN_METHODS}

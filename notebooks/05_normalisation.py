@@ -56,6 +56,7 @@ runs_dir = "results/cpu"
 profile = "cpu"
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
 from wbcbench.analysis import cpu_study
@@ -70,7 +71,8 @@ runs, _ = load_runs(runs_dir, profile)
 summary = summary_table(runs, eval_mode="standard", metrics=cpu_study.STUDY_METRICS)
 norm = run_tables.normalisation_table(summary, NORM_MODELS)
 have_runs = not norm.empty
-Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n**{cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} (%)**\n\n"
+Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n"
+         f"**{cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} (%)**\n\n"
          + to_markdown(norm, index=True) if have_runs else
          f"**No normalisation runs of profile `{profile}` in `{runs_dir}` yet** (models "
          f"{', '.join(NORM_MODELS)}). Run the CPU study sweep and "
@@ -82,11 +84,14 @@ if have_runs:
     assert norm.index[-1] == "majority baseline"
 
 # %% [markdown]
-# The same comparison as a chart (the dashed line is each domain's majority-class baseline):
+# The same comparison as a chart. The dashed line is each domain's chance level for the primary metric,
+# 1/K over its K classes with at least 5 test images: what a classifier that ignores the image scores.
 
-# %%
+# %% mystnb={"figure": {"caption": "The normalisation variants on each test domain: primary metric (balanced accuracy over the classes with at least 5 test images), mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-normalisation"}, "image": {"alt": "Dot plot, one panel per test domain: each normalisation variant's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}}
 sub = summary[summary["model"].isin(NORM_MODELS)] if have_runs else summary
-plots.show(plots.benchmark_chart(sub, cpu_study.PRIMARY_METRIC)) if have_runs else Markdown("_no chart: no runs yet_")
+chance = run_tables.chance_levels(runs, cpu_study.PRIMARY_METRIC) if have_runs else {}
+(plots.show(plots.benchmark_chart(sub, cpu_study.PRIMARY_METRIC, chance)) if have_runs
+ else Markdown("_no chart: no runs yet_"))
 
 # %% [markdown]
 # ## What the comparisons say
@@ -95,7 +100,7 @@ plots.show(plots.benchmark_chart(sub, cpu_study.PRIMARY_METRIC)) if have_runs el
 # under shift" on the **drop from `pbc:test`** to each shifted domain, paired by seed, not on the shifted
 # score alone. The drop per model and domain:
 
-# %%
+# %% mystnb={"figure": {"caption": "Drop of the primary metric from pbc:test to each shifted domain, in percentage points: mean over seeds (point) and 95% Student-t interval (bar); dashed, no drop.", "name": "fig-normalisation-drop"}, "image": {"alt": "Dot plot, one panel per shifted domain: each normalisation variant's drop from the in-domain score, in percentage points, with its 95% interval."}}
 drops = run_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_runs else runs)
 plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
 
@@ -105,7 +110,8 @@ plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else
 
 # %%
 verdict = cpu_study.verdict_table(runs)
-ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS) & verdict["b"].isin(NORM_MODELS)]
+ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS)
+               & verdict["b"].isin(NORM_MODELS)]
 Markdown(verdict_text.verdict_sentences(ours))
 
 # %%

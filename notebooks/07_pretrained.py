@@ -66,8 +66,9 @@ from wbcbench.analysis import pretrained_study as SP
 from wbcbench.core.profiles import get_profile
 from wbcbench.report import run_tables, verdict_text
 from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
-from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
 from wbcbench.runs.collect import load_runs
+from wbcbench.sweep.grids import get_grid
 
 # %% [markdown]
 # ## The rules, fixed before any result
@@ -96,7 +97,9 @@ Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}** Un
 
 # %%
 pilot = SP.pilot_choice(run_tables.pilot_table(pilot_dir))
-Markdown(to_markdown(pilot.drop(columns=["run", "status", "model"]).round(3)) if len(pilot)
+Markdown(to_markdown(for_reader(pilot.drop(columns=["run", "status", "model"]).round({"training seconds": 0,
+                                                                                       "cost (Mpx)": 1}),
+                                percent=["pbc:val accuracy", "pbc:val balanced accuracy"])) if len(pilot)
          else f"_no pilot runs in `{pilot_dir}`_")
 
 # %%
@@ -105,7 +108,8 @@ if len(pilot):
     hp = get_profile("cpu-pretrained")
     assert pilot["chosen"].sum() == 1
     assert (chosen["crop px"], chosen["stored px"], chosen["epochs"], chosen["train subset (images/class)"]) == \
-        (hp["crop_size"], hp["stored_size"], hp["epochs"], hp["train_subset_per_class"]), "the profile is the pilot's choice"
+        (hp["crop_size"], hp["stored_size"], hp["epochs"], hp["train_subset_per_class"]), \
+        "the profile is the pilot's choice"
 
 # %% [markdown]
 # ## 2. The table
@@ -131,6 +135,7 @@ if have_runs:
 #
 # Computed by `study_pretrained.verdict` from the plan's rules: robustness claims (P1, P2) on the drop from
 # `pbc:test`, paired by seed; test-time claims (P3, P4) on the gain, paired by run; Holm within each claim.
+# Per claim, its word and how many comparisons got each word, then every comparison in words:
 
 # %%
 verdict = SP.verdict(runs)
@@ -138,7 +143,7 @@ claims = cpu_study.claim_summary(verdict)
 Markdown(to_markdown(claims))
 
 # %%
-Markdown(verdict_text.verdict_sentences(verdict))
+Markdown(verdict_text.verdict_sentences(verdict, claims=False))
 
 # %%
 assert len(verdict) == sum(len(c.comparisons) for c in SP.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
@@ -176,14 +181,15 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # %% [markdown]
 # ### The grid's measured compute
 #
-# Per model, from the finished runs on disk: the wall time of each run's executed notebook (training and
+# Per trained network (the model and its training augmentation: `efficientnet_lite0+hed` is Lite0 trained
+# with HED stain jitter), from the finished runs on disk: the wall time of each run's executed notebook (training and
 # every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
 # 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
 
 # %%
 timing = run_tables.grid_time(runs_dir)
 over = timing[(timing["model"] != "all") & (timing["median run (s)"] > SP.RUN_BUDGET_S)] if len(timing) else timing
-Markdown((to_markdown(timing.round(3)) + "\n\n" + (
+Markdown((to_markdown(timing.round({"median run (s)": 0, "total (h)": 2, "training total (h)": 2})) + "\n\n" + (
     f"Every arm's median run is within the plan's {SP.RUN_BUDGET_S:.0f} s per run." if not len(over) else
     "Over the plan's {:.0f} s per run: ".format(SP.RUN_BUDGET_S) + ", ".join(
         f"{m} ({s:.0f} s)" for m, s in zip(over["model"], over["median run (s)"]))
@@ -191,8 +197,9 @@ Markdown((to_markdown(timing.round(3)) + "\n\n" + (
          if len(timing) else "_no finished runs yet_")
 
 # %%
-if len(timing):
+if len(timing):  # one row per trained network: never more runs than the grid has seeds
     assert timing["runs"].iloc[-1] == timing["runs"].iloc[:-1].sum()
+    assert timing["runs"].iloc[:-1].max() <= len(get_grid(SP.GRID)["seeds"]), timing
 
 # %% [markdown]
 # ## 6. How to rerun
@@ -206,9 +213,16 @@ if len(timing):
 # ```
 #
 # The pilot that chose the budget: `wbcbench sweep --grid cpu-pretrained-pilot --out results/cpu-pretrained-pilot`.
-# Each run's own command, rebuilt from its `config.json` (one per model; change `--seed` for the others):
+# Each run's own command, rebuilt from its `config.json` (one per trained network, the model and its
+# training augmentation; change `--seed` for the others):
 
 # %%
 rerun = run_tables.study_rerun(runs_dir, out=runs_dir)
-one = rerun.drop_duplicates("model") if len(rerun) else rerun
-Markdown("```bash\n" + "\n".join(one["cli"]) + "\n```" if len(one) else "_no run folders yet_")
+one = rerun.drop_duplicates("variant") if len(rerun) else rerun
+Markdown("```bash\n" + "\n".join(f"# {v}\n{c}" for v, c in zip(one["variant"], one["cli"])) + "\n```"
+         if len(one) else "_no run folders yet_")
+
+# %%
+if len(one):  # each variant's command trains that variant: the plain arm has no --augment
+    for v, c in zip(one["variant"], one["cli"]):
+        assert ("--augment" in c) == ("+" in v) and (f"--augment {v.partition('+')[2]}" in c or "+" not in v)

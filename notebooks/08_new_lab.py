@@ -80,7 +80,8 @@ Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" +
 
 # %%
 base = grid[grid["model"].str.startswith(SP.BASE) & ~grid["model"].str.contains("freezebn")] if have_runs else grid
-summary = summary_table(base, metrics=cpu_study.STUDY_METRICS, model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
+summary = summary_table(base, metrics=cpu_study.STUDY_METRICS,
+                        model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
 table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
@@ -110,7 +111,7 @@ assert set(tests["word"]) <= set(cpu_study.WORDS)
 
 # %%
 held = SP.held_out(runs)
-Markdown(to_markdown(held.round(3)))
+Markdown(to_markdown(verdict_text.held_out_table(held)))
 
 # %%
 assert list(held["held-out domain"]) == list(cpu_study.SHIFTED_DOMAINS)

@@ -27,3 +27,11 @@ def _isolated_cache(tmp_path_factory):
     if "WBCBENCH_CACHE" not in os.environ:
         os.environ["WBCBENCH_CACHE"] = str(tmp_path_factory.mktemp("wbc-cache"))
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the real data (asks for `data_root`, directly or through another fixture) is marked
+    needs_data, so `pytest -m "not slow and not needs_data"` is the contributors' fast lane."""
+    for item in items:
+        if "data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_data)

@@ -32,7 +32,7 @@ def write_run(root, model, seed, evals, done=True, hparams=None, log_seconds=(10
           "batch_size": 64, "pretrained": False, "name": "cpu", **(hparams or {})}
     names = sorted({k.split("@")[0] for k in evals})
     (run / "config.json").write_text(json.dumps({"model": model, "profile": "cpu", "seed": seed,
-                                                 "train": "pbc:train", "test": names, "adabn": True,
+                                                 "train": "pbc:train", "test": names, "adapt": ["adabn"],
                                                  "hparams": hp}))
     pd.DataFrame({"epoch": range(1, len(log_seconds) + 1), "seconds": log_seconds}).to_csv(run / "log.csv")
     for key, (acc, cm) in evals.items():

@@ -16,13 +16,14 @@ from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import SETTINGS, flag, get_profile
 from wbcbench.data import download as DL
 from wbcbench.data.verify import verify
+from wbcbench.engine.train import build_config
 from wbcbench.runs.records import train_args
 from wbcbench.sweep import parameters
 
 # A valid value for every setting, each different from the cpu profile's.
 EVERY = dict(epochs=7, warmup_epochs=2, lr=1e-5, weight_decay=0.01, batch_size=16, eval_batch_size=64,
              stored_size=64, crop_size=60, hflip=False, vflip=False, mixup_alpha=0.2, label_smoothing=0.1,
-             train_subset_per_class=50, pretrained=True, augment="hed")
+             train_subset_per_class=50, pretrained=True, augment="hed", tent_batch_size=32)
 
 
 def _cli(command: str) -> dict:
@@ -55,13 +56,13 @@ def _same_run(args: dict, parsed: dict) -> None:
     for k, v in args.items():
         got = parsed.get(k)
         if k in SETTINGS:
-            assert got == v and type(got) is type(v), (k, v, got)
+            assert k in parsed and got == v and type(got) is type(v), (k, v, got)
         elif k in ("test_sets", "adapt"):
             assert list(got or []) == list(v), (k, v, got)
         else:
             assert got == v, (k, v, got)
     unset = {k for k in SETTINGS if k not in args}
-    assert all(parsed.get(k) is None for k in unset), {k: parsed.get(k) for k in unset}
+    assert not unset & set(parsed), {k: parsed[k] for k in unset & set(parsed)}  # absent: the profile's
 
 
 def test_every_setting_is_a_flag_of_train(capsys):
@@ -97,10 +98,44 @@ def test_rerun_commands_of_every_committed_run_are_accepted():
         _same_run(dict(args, out="results/x"), _papermill(cmds["papermill"]))
 
 
-def test_deprecated_adabn_flag_means_adapt_adabn():
-    a = cli.build_parser().parse_args(["train", "--model", "resnet18_bn", "--adabn"])
-    assert cli.train_kwargs(a)["adapt"] == ["adabn"]
-    a = cli.build_parser().parse_args(["train", "--model", "resnet18_bn", "--adapt", "batch_stats, adabn", "--adabn"])
+def test_train_every_image_of_a_profile_that_subsamples(data_root):
+    """`--train-subset-per-class None` was refused ("invalid int value: 'None'") although its help offers
+    None: the cpu-pretrained profile's 400 per class could not be undone. Now None (or none) trains on
+    every image, on the command line and in the rerun commands printed for such a run."""
+    parse = cli.build_parser().parse_args
+    base = ["train", "--model", "resnet18_bn", "--profile", "cpu-pretrained", "--train", "cellavision",
+            "--test", "lisc"]
+    for text in ("None", "none"):
+        kwargs = cli.train_kwargs(parse([*base, "--train-subset-per-class", text]))
+        assert "train_subset_per_class" in kwargs and kwargs["train_subset_per_class"] is None
+    assert "train_subset_per_class" not in cli.train_kwargs(parse(base))  # not given: the profile's
+    kwargs = cli.train_kwargs(parse([*base, "--train-subset-per-class", "None"]))
+    config = build_config(model="resnet18_bn", profile="cpu-pretrained", seed=0, train_set="cellavision",
+                          test_sets=["lisc"], adapt=[], overrides={k: v for k, v in kwargs.items() if k in SETTINGS},
+                          data_root=data_root)
+    assert config["hparams"]["train_subset_per_class"] is None
+    assert train_args(config)["train_subset_per_class"] is None  # what reproduce and the rerun commands use
+    args = dict(model="resnet18_bn", profile="cpu-pretrained", seed=0, train_set="cellavision", test_sets=["lisc"],
+                adapt=[], weights=None, train_subset_per_class=None)
+    cmds = parameters.rerun_commands(**args, out="runs")
+    assert "--train-subset-per-class None" in cmds["cli"] and "train_subset_per_class: null" in cmds["papermill"]
+    _same_run(dict(args, out="runs"), _cli(cmds["cli"]))
+    _same_run(dict(args, out="runs"), _papermill(cmds["papermill"]))
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--train-subset-per-class", "all"], "invalid int value: 'all'"),
+    (["--epochs", "None"], "invalid int value: 'None'"),
+    (["--adabn"], "unrecognized arguments: --adabn"),
+])
+def test_flag_values_argparse_refuses(extra, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--model", "resnet18_bn", *extra])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_adapt_and_test_lists_are_parsed_once():
+    a = cli.build_parser().parse_args(["train", "--model", "resnet18_bn", "--adapt", "batch_stats, adabn,"])
     assert cli.train_kwargs(a)["adapt"] == ["batch_stats", "adabn"]
     a = cli.build_parser().parse_args(["train", "--model", "resnet18_bn", "--test", "pbc:test, lisc,"])
     assert cli.train_kwargs(a)["test_sets"] == ["pbc:test", "lisc"]
@@ -193,7 +228,8 @@ def test_download_into_a_new_data_root(tmp_path, server, upstream, monkeypatch, 
     root = tmp_path / "new" / "data"
     assert cli.main(["--data-root", str(root), "data", "download", "cellavision"]) == 0
     n = len(upstream["subset"]["cellavision"])
-    assert capsys.readouterr().out.splitlines() == [f"cellavision: {n} files downloaded, md5-checked, at {root / 'cellavision'}"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"cellavision: {n} files downloaded, md5-checked, at {root / 'cellavision'}"]
     report = verify("cellavision", root)
     assert report["ok"] and report["checked"] == n, report
     assert cli.main(["--data-root", str(root), "data", "verify", "cellavision"]) == 0
@@ -202,7 +238,7 @@ def test_download_into_a_new_data_root(tmp_path, server, upstream, monkeypatch, 
 # -------------------------------------------------------------------------------------------- real runs
 def test_train_with_spaced_test_list_then_eval_adds_evaluations_without_retraining(data_root, tmp_path, capsys):
     """`--test "cellavision, lisc"` failed with "unknown dataset ' lisc'"; `wbcbench eval` of the finished run
-    adds the AdaBN evaluations to it and trains nothing, and `train --adabn` then finds nothing to do."""
+    adds the AdaBN evaluations to it and trains nothing, and `train --adapt adabn` then finds nothing to do."""
     out = tmp_path / "runs"
     base = ["--data-root", str(data_root), "train", "--model", "resnet18_bn", "--profile", "smoke", "--epochs", "1",
             "--train", "cellavision", "--out", str(out), "--quiet"]
@@ -223,7 +259,7 @@ def test_train_with_spaced_test_list_then_eval_adds_evaluations_without_retraini
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "log.csv", run_dir / "model.pt")} == stamps
 
     metrics = {p: p.stat().st_mtime_ns for p in run_dir.glob("eval/*/metrics.json")}
-    assert cli.main([*base, "--test", "lisc,cellavision", "--adabn"]) == 0
+    assert cli.main([*base, "--test", "lisc,cellavision", "--adapt", "adabn"]) == 0
     assert Path(capsys.readouterr().out.strip().splitlines()[-1]) == run_dir
     assert {p: p.stat().st_mtime_ns for p in run_dir.glob("eval/*/metrics.json")} == metrics
     assert [p.name for p in out.iterdir()] == [run_dir.name]

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 import yaml
 from test_download import Server, make_archives
+from venvs import make_venv
 
 from wbcbench import colab
 from wbcbench.core.errors import WbcError
@@ -32,7 +33,7 @@ def first_code_cell(path: Path):
 
 
 def test_every_notebook_opens_with_the_setup_cell():
-    assert len(NOTEBOOKS) == 8
+    assert len(NOTEBOOKS) == 9
     for nb in NOTEBOOKS:
         cell = first_code_cell(nb)
         data = colab.declared_data(cell.source)
@@ -51,7 +52,8 @@ def test_setup_cells_differ_only_in_their_data():
         "01_datasets.ipynb": ["pbc", "lisc", "bccd", "jtsc", "cellavision"],
         "02_train_one_run.ipynb": ["pbc", "lisc", "bccd", "jtsc", "cellavision"],
         "03_benchmark_table.ipynb": [], "04_bn_analysis.ipynb": ["pbc", "lisc", "bccd", "jtsc", "cellavision"],
-        "05_normalisation.ipynb": [], "06_cpu_study.ipynb": [], "07_pretrained.ipynb": [], "08_new_lab.ipynb": []}
+        "05_normalisation.ipynb": [], "06_cpu_study.ipynb": [], "07_pretrained.ipynb": [], "08_new_lab.ipynb": [],
+        "09_your_model.ipynb": ["pbc", "lisc", "bccd", "jtsc", "cellavision"]}
 
 
 def _names(value) -> list[str]:
@@ -199,7 +201,8 @@ def outputs(nb_path: Path) -> list[str]:
     out = []
     for cell in nbformat.read(nb_path, as_version=4).cells:
         for o in cell.get("outputs", []):
-            out.append(o.get("text") or o.get("data", {}).get("text/markdown") or o.get("data", {}).get("text/plain", ""))
+            data = o.get("data", {})
+            out.append(o.get("text") or data.get("text/markdown") or data.get("text/plain", ""))
     return out
 
 
@@ -207,19 +210,18 @@ def outputs(nb_path: Path) -> list[str]:
 def test_simulated_colab_runs_notebooks_02_and_03(tmp_path, data_root, httpserver):
     """Colab, simulated: a fake `google.colab` module on PYTHONPATH, the repository URL pointing at a local clone
     of the working tree, the loopback data server of test_download.py serving full archives in each source's
-    layout (the CLI checks them against the shipped md5 manifests), and a venv made with --system-site-packages
-    so that torch and friends are not installed twice. The set-up cell's `pip install -e` therefore runs with
-    PIP_NO_DEPS (and no index): acceptable only because the venv already sees every dependency through the
-    system site-packages, which the test checks against wbcbench's declared requirements. The machine's own
-    editable install of this checkout is visible there too, so the test also checks that the notebooks ran the
-    clone's code (the run's recorded commit is the clone's). Notebooks 02 (smoke parameters) and 03 run with
+    layout (the CLI checks them against the shipped md5 manifests), and a venv that sees this interpreter's
+    packages (venvs.make_venv) so that torch and friends are not installed twice. The set-up cell's
+    `pip install -e` therefore runs with PIP_NO_DEPS (and no index): acceptable only because the venv already
+    sees every dependency, which the test checks against wbcbench's declared requirements. This interpreter's
+    own install of wbcbench is visible there too, so the test also checks that the notebooks ran the clone's
+    code (the run's recorded commit is the clone's). Notebooks 02 (smoke parameters) and 03 run with
     papermill in that venv, each from an empty working folder; then the cell is re-run where a clone already
     exists, as after a runtime restart."""
     branch = "colab-test"
     commit = snapshot(tmp_path / "src", branch)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    python = make_venv(venv)
     fake = tmp_path / "fake"
     (fake / "google" / "colab").mkdir(parents=True)
     (fake / "google" / "colab" / "__init__.py").write_text(FAKE_COLAB)

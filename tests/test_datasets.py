@@ -142,7 +142,8 @@ def test_verify_names_bad_files(tmp_path, data_root):
     (d / "Eosinophil").mkdir(parents=True)
     shutil.copy(src[0], d / "Eosinophil" / "a.jpg")
     shutil.copy(src[1], d / "Eosinophil" / "b.jpg")
-    (d / "manifest.csv").write_text("path,label,md5,source\nEosinophil/a.jpg,Eosinophil,0123456789abcdef0123456789abcdef,x\n"
+    (d / "manifest.csv").write_text("path,label,md5,source\n"
+                                    "Eosinophil/a.jpg,Eosinophil,0123456789abcdef0123456789abcdef,x\n"
                                     f"Eosinophil/b.jpg,Eosinophil,{V.file_digest(src[1])},x\n")
     r = V.verify(str(d))
     assert not r["ok"] and [b["path"] for b in r["bad_files"]] == [str(d / "Eosinophil" / "a.jpg")]

@@ -319,7 +319,8 @@ def test_a_complete_read_only_bundle_needs_nothing(data_root, capsys):
     assert {r["status"] for r in report} == {"present"}
     assert DL.main_download(["pbc", "jtsc"], data_root) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{f}: already present at {data_root / f} (check it with wbcbench data verify)" for f in ("pbc", "splits", "jtsc")]
+        f"{f}: already present at {data_root / f} (check it with wbcbench data verify)"
+        for f in ("pbc", "splits", "jtsc")]
 
 
 def test_shipped_manifests_match_the_bundle_and_registry(data_root):

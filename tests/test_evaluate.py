@@ -2,19 +2,23 @@
 untrained ResNet-18: its BN statistics are the initial 0/1, far from any real image's, so every method
 visibly changes the predictions, and each must equal its definition in bn.py."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from realdata import image_folder, real_files
 
-from wbcbench.adapt import bn
+from wbcbench.adapt import bn, methods
+from wbcbench.adapt.methods import batch_order
 from wbcbench.core.errors import WbcError
-from wbcbench.core.names import ADAPT_METHODS, BN_METHODS, STANDARD, eval_dir_name
+from wbcbench.core.names import ADAPT_METHODS, BN_METHODS, STANDARD, eval_dir_name, parse_adapt
+from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
 from wbcbench.data.cache import load_dataset
 from wbcbench.engine import bn_probe, evaluate
-from wbcbench.engine.evaluate import EVAL_VERSION, batch_order, evaluate_all, evaluate_method, parse_adapt
+from wbcbench.engine.evaluate import EVAL_VERSION, evaluate_all, evaluate_method
 from wbcbench.models import create_model
 
 HP = get_profile("smoke")  # 32 px crops, eval batches of 128 > 100 images: one batch per test set
@@ -158,26 +162,73 @@ def test_domain_stat_gaps_one_row_per_layer_and_domain(net, data_root):
 # ------------------------------------------------------------------------------------------ names
 def test_parse_adapt():
     assert BN_METHODS == ("adabn", "batch_stats", "tent")
-    assert ADAPT_METHODS == BN_METHODS + ("macenko", "reinhard")
+    assert ADAPT_METHODS == BN_METHODS + ("macenko", "reinhard", "macenko_domain", "reinhard_domain", "scale",
+                                          "scale+adabn")
     assert parse_adapt("adabn,macenko") == ["adabn", "macenko"]
+    assert parse_adapt("scale+tent, macenko_domain+scale+adabn") == ["scale+tent", "macenko_domain+scale+adabn"]
+    for bad in ("adabn+scale", "adabn+tent", "scale+scale", "scale+adaBN"):   # a BN method last, once; no repeats
+        with pytest.raises(WbcError, match="test-time method"):
+            parse_adapt(bad)
     assert parse_adapt("adabn, batch_stats,adabn,") == ["adabn", "batch_stats"]
     assert parse_adapt("tent") == ["tent"]
     assert parse_adapt(["batch_stats"]) == ["batch_stats"]
-    assert parse_adapt(None) == parse_adapt("") == parse_adapt(()) == parse_adapt(False) == []
-    assert parse_adapt(True) == ["adabn"]  # a legacy `adabn` flag
+    assert parse_adapt(None) == parse_adapt("") == parse_adapt(()) == []
     with pytest.raises(WbcError, match=r"unknown test-time method 'adaBN'.*adabn"):
         parse_adapt("adaBN")
+    with pytest.raises(WbcError, match=r"test-time methods True must be names"):
+        parse_adapt(True)  # the old `adabn` flag's value is not a method list
+
+
+def _portable_name(got: str) -> bool:
+    return not set(got) & set('<>:"/\\|?*') and not got.endswith((".", " ")) and got not in (".", "..")
 
 
 @pytest.mark.parametrize("name, mode, want", [
     ("pbc:test", STANDARD, "pbc_test"), ("pbc:test", "adabn", "pbc_test@adabn"),
     ("raabin:testA", "batch_stats", "raabin_testA@batch_stats"), ("lisc-paper", STANDARD, "lisc-paper"),
-    ("/data/my cells/", STANDARD, "data_my_cells"), ("..", STANDARD, "test"), ("a<b>c|d?e*f\"g\\h", STANDARD, "a_b_c_d_e_f_g_h"),
+    ("a<b>c|d?e*f\"g", STANDARD, "a_b_c_d_e_f_g"),
+    ("/data/my cells/", STANDARD, r"my_cells-[0-9a-f]{8}"), ("/data/my cells", "tent", r"my_cells-[0-9a-f]{8}@tent"),
+    ("..", STANDARD, r"[A-Za-z0-9_.+-]+-[0-9a-f]{8}"),
 ])
 def test_eval_folder_names_are_portable(name, mode, want):
     got = eval_dir_name(name, mode)
-    assert got == want
-    assert not set(got) & set('<>:"/\\|?*') and not got.endswith((".", " ")) and got not in (".", "..")
+    assert re.fullmatch(want, got), got
+    assert _portable_name(got)
+
+
+def test_committed_evaluations_keep_their_folder_names():
+    """Every committed evaluation's folder is the name its metrics.json's test set and method give."""
+    found = sorted((REPO_ROOT / "results").glob("*/*/eval/*/metrics.json"))
+    assert found
+    for p in found:
+        m = json.loads(p.read_text())
+        assert eval_dir_name(m["test_set"], m["eval_mode"]) == p.parent.name, p
+
+
+def test_an_image_folders_evaluation_is_named_without_its_absolute_path(tmp_path, monkeypatch):
+    """An ImageFolder test set's evaluation folder was its absolute path with '_' for '/': a committed run
+    would hold where one machine kept its images. Now: the folder's name and a hash of where it is, so two
+    folders of the same name stay apart, and the same folder named two ways is one evaluation."""
+    a, b = tmp_path / "site-a" / "cells", tmp_path / "site-b" / "cells"
+    for d in (a, b):
+        d.mkdir(parents=True)
+    name_a, name_b = eval_dir_name(str(a)), eval_dir_name(str(b))
+    assert name_a != name_b and name_a.startswith("cells-") and name_b.startswith("cells-")
+    for got in (name_a, name_b, eval_dir_name(str(a), "adabn")):
+        assert _portable_name(got) and "site" not in got and tmp_path.name not in got, got
+    monkeypatch.chdir(tmp_path / "site-a")
+    assert eval_dir_name("./cells") == eval_dir_name("cells/") == eval_dir_name(f"{a}/") == name_a
+    assert eval_dir_name("../site-b/cells") == name_b
+
+
+def test_two_image_folders_of_the_same_name_are_evaluated_apart(net, data_root, tmp_path):
+    a, b = (image_folder(tmp_path / site / "cells", {"Neutrophil": real_files(data_root, TEST, "Neutrophil", 2)})
+            for site in ("site-a", "site-b"))
+    run_dir = tmp_path / "run"
+    results = evaluate_all(net, config(adapt=(), test=(str(a), str(b))), run_dir, "cpu", data_root, quiet=True)
+    folders = sorted(p.name for p in (run_dir / "eval").iterdir())
+    assert folders == sorted(results) == sorted([eval_dir_name(str(a)), eval_dir_name(str(b))])
+    assert len(folders) == 2 and all(f.startswith("cells-") and str(tmp_path.name) not in f for f in folders)
 
 
 def test_two_test_sets_that_would_share_a_folder_are_refused(net, data_root, tmp_path):
@@ -206,7 +257,7 @@ def test_adabn_is_exact_whatever_the_batches(net, data, monkeypatch):
     x = one_batch(net, data)
     with torch.no_grad():
         want = torch.softmax(bn.adabn(net, [x])(x), 1).numpy()
-    monkeypatch.setattr(evaluate, "ONE_PASS_VALUES", 0)
+    monkeypatch.setattr(methods, "ONE_PASS_VALUES", 0)
     got = probs_of(evaluate_method(net, "adabn", ds, images, SMALL_BATCHES, "cpu"))
     assert np.allclose(got, want, atol=1e-5)
 
@@ -215,7 +266,7 @@ def test_adabn_predictions_do_not_depend_on_the_image_order(net, data, monkeypat
     """The dataset is sorted by class. Today's test set in its order and shuffled give the same
     predictions for every image (before issue 10 the class-sorted batches gave other statistics)."""
     ds, images = data
-    monkeypatch.setattr(evaluate, "ONE_PASS_VALUES", 0)
+    monkeypatch.setattr(methods, "ONE_PASS_VALUES", 0)
     perm = np.random.default_rng(5).permutation(len(ds))
     a = probs_of(evaluate_method(net, "adabn", ds, images, SMALL_BATCHES, "cpu"))
     b = probs_of(evaluate_method(net, "adabn", *reordered(ds, images, perm), SMALL_BATCHES, "cpu"))

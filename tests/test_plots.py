@@ -3,6 +3,7 @@ order; the figures render to SVG/PNG. Specs are read from chart.to_dict(), what 
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from wbcbench.core.classes import CLASSES
-from wbcbench.report import plots
+from wbcbench.report import plots, run_tables
 
 
 def data(spec: dict, node: dict) -> list[dict]:
@@ -23,6 +24,33 @@ def layers(spec: dict) -> list[dict]:
     """The layers of a faceted layer chart (or the chart itself)."""
     inner = spec.get("spec", spec)
     return inner.get("layer", [inner])
+
+
+def facet_marks_sources(spec: dict) -> dict[str, str]:
+    """Compile a faceted chart to Vega (what vl-convert renders) and, for every mark drawn in a panel, the
+    data it reads traced back through the panel's own data: 'facet' when it is the panel's rows, else the
+    name of the chart-wide dataset it escapes to (every panel would draw every row)."""
+    import vl_convert as vlc
+    vega = vlc.vegalite_to_vega(spec)
+    vega = json.loads(vega) if isinstance(vega, str) else vega
+    cells = [m for m in vega["marks"] if "facet" in m.get("from", {})]
+    assert len(cells) == 1, "not a faceted chart"
+    cell = cells[0]
+    source = {d["name"]: d.get("source") for d in cell.get("data", [])}
+    out = {}
+    for mark in cell["marks"]:
+        name = mark["from"]["data"]
+        while name in source and name != cell["from"]["facet"]["name"]:
+            name = source[name]
+        out[mark["name"]] = "facet" if name == cell["from"]["facet"]["name"] else name
+    return out
+
+
+def panel_rows(spec: dict) -> dict[str, list[dict]]:
+    """The rows each panel of a faceted chart draws: its single data source split by the facet field."""
+    field = spec["facet"]["field"] if "field" in spec["facet"] else spec["facet"]["column"]["field"]
+    rows = data(spec, spec)
+    return {v: [r for r in rows if r[field] == v] for v in dict.fromkeys(r[field] for r in rows)}
 
 
 def counts_frame():
@@ -70,14 +98,56 @@ def summary_frame():
 
 def test_benchmark_chart_bars_are_mean_plus_minus_ci_and_domains_in_order():
     spec = plots.benchmark_chart(summary_frame(), "accuracy").to_dict()
-    assert spec["facet"]["column"]["sort"] == ["pbc:test", "lisc"]  # in-domain first
-    bars, pts, maj = layers(spec)
-    rows = {(r["model"], r["test_set"]): r for r in data(spec, bars)}
+    assert spec["facet"]["sort"] == ["pbc:test", "lisc"] and spec["columns"] == 3  # in-domain first, wrapped
+    bars, pts, chance, label = layers(spec)
+    rows = {(r["model"], r["test_set"]): r for r in data(spec, spec)}
     assert (rows["m2", "lisc"]["lo"], rows["m2", "lisc"]["hi"]) == (pytest.approx(0.4), pytest.approx(0.6))
+    low = summary_frame().assign(accuracy_mean=[0.95, 0.9, 0.1])
+    clipped = {(r["model"], r["test_set"]): r for r in data(*[plots.benchmark_chart(low, "accuracy").to_dict()] * 2)}
+    assert clipped["m1", "lisc"]["lo"] == 0.0 and clipped["m2", "lisc"]["hi"] == 1.0  # drawn within [0, 1]
     assert rows["m2", "pbc:test"]["lo"] == rows["m2", "pbc:test"]["hi"] == 0.9  # one seed: no bar
     assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("lo", "hi")
     assert pts["encoding"]["x"]["field"] == "mean" and pts["encoding"]["y"]["sort"] == ["m2", "m1"]
-    assert sorted(r["majority_baseline"] for r in data(spec, maj)) == [0.3, 0.4]  # one tick per domain
+    # accuracy's chance level is the majority class's share, one rule per panel
+    assert (chance["encoding"]["x"]["field"], chance["encoding"]["x"]["aggregate"]) == ("chance", "min")
+    assert {t: {r["chance"] for r in rs} for t, rs in panel_rows(spec).items()} == {"lisc": {0.3}, "pbc:test": {0.4}}
+    assert label["mark"]["text"] == "chance" and "chance" in spec["title"]["subtitle"]
+
+
+def test_benchmark_chart_each_panel_draws_only_its_domain():
+    spec = plots.benchmark_chart(summary_frame(), "accuracy").to_dict()
+    assert all("data" not in layer for layer in layers(spec))  # one data source, the facet's
+    sources = facet_marks_sources(spec)
+    assert len(sources) == 4 and set(sources.values()) == {"facet"}, sources
+    panels = panel_rows(spec)
+    assert {r["model"] for r in panels["pbc:test"]} == {"m2"} and {r["model"] for r in panels["lisc"]} == {"m2", "m1"}
+    assert [r["mean"] for r in panels["pbc:test"]] == [0.9]
+
+
+def test_benchmark_chart_chance_line_is_one_over_k_per_domain(tmp_path):
+    """Balanced accuracy's chance level is 1/K, K the classes with a test image (>= 5 for the _min5 metric),
+    read from each domain's recorded class counts, drawn in that domain's panel only."""
+    counts = {"pbc:test": dict(zip(CLASSES, [10, 10, 10, 10, 10])), "jtsc": dict(zip(CLASSES, [1, 8, 9, 12, 40])),
+              "bccd": dict(zip(CLASSES, [0, 3, 4, 30, 60]))}
+    rows = []
+    for t, c in counts.items():
+        (tmp_path / t.replace(":", "_")).mkdir()
+        (tmp_path / t.replace(":", "_") / "metrics.json").write_text(json.dumps({"class_counts": c}))
+        rows.append({"test_set": t, "eval_dir": str(tmp_path / t.replace(":", "_"))})
+    runs = pd.DataFrame(rows)
+    assert run_tables.chance_levels(runs, "balanced_accuracy_min5") == {"pbc:test": 1 / 5, "jtsc": 1 / 4,
+                                                                        "bccd": 1 / 2}
+    assert run_tables.chance_levels(runs, "balanced_accuracy") == {"pbc:test": 1 / 5, "jtsc": 1 / 5, "bccd": 1 / 4}
+    summary = pd.DataFrame({"model": ["m"] * 3, "test_set": list(counts),
+                            "balanced_accuracy_min5_mean": [0.9, 0.5, 0.4], "balanced_accuracy_min5_ci95": [0.01] * 3,
+                            "majority_baseline": [0.2, 0.57, 0.62], "seeds": [3] * 3})
+    spec = plots.benchmark_chart(summary, "balanced_accuracy_min5",
+                                 run_tables.chance_levels(runs, "balanced_accuracy_min5")).to_dict()
+    assert {t: [r["chance"] for r in rs] for t, rs in panel_rows(spec).items()} == \
+        {"pbc:test": [0.2], "jtsc": [0.25], "bccd": [0.5]}
+    assert set(facet_marks_sources(spec).values()) == {"facet"}
+    no_line = plots.benchmark_chart(summary, "balanced_accuracy_min5").to_dict()  # no levels given: no line
+    assert len(layers(no_line)) == 2 and "chance" not in no_line["title"]["subtitle"]
 
 
 def test_bn_charts_encode_their_columns():
@@ -90,7 +160,7 @@ def test_bn_charts_encode_their_columns():
     modes = pd.DataFrame({"dataset": ["lisc"] * 3, "mode": ["standard", "adabn", "batch_stats"],
                           "balanced_accuracy": [0.3, 0.6, 0.5]})
     m = plots.bn_mode_chart(modes).to_dict()
-    assert m["encoding"]["x"]["sort"] == ["standard", "adabn", "batch_stats"]
+    assert m["encoding"]["x"]["sort"] == ["standard", "AdaBN", "batch stats"]  # the methods' reader names
     assert m["encoding"]["y"]["field"] == "balanced_accuracy" and m["encoding"]["column"]["sort"] == ["lisc"]
 
 
@@ -121,18 +191,41 @@ def test_confusion_chart_rates_are_row_normalised_counts():
     assert layers(counts)[0]["encoding"]["color"]["field"] == "count"
 
 
-def test_drop_chart_scale_covers_every_interval_and_zero():
+def test_drop_chart_in_percentage_points_covers_every_interval_and_zero():
     drops = pd.DataFrame({"label": ["a", "a + AdaBN"], "eval_mode": ["standard", "adabn"], "test_set": ["jtsc", "lisc"],
                           "drop_mean": [0.5, -0.05], "drop_ci95": [0.1, 0.1], "drop_lo": [0.4, -0.15],
                           "drop_hi": [0.6, 0.05], "seeds": [2, 2]})
     spec = plots.drop_chart(drops).to_dict()
     bars, pts, zero = layers(spec)
-    assert pts["encoding"]["x"]["scale"]["domain"] == [-0.15, 0.6]
-    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("drop_lo", "drop_hi")
-    assert spec["facet"]["column"]["sort"] == ["jtsc", "lisc"] and pts["encoding"]["y"]["sort"] == ["a", "a + AdaBN"]
+    x = pts["encoding"]["x"]
+    assert x["scale"]["domain"] == [pytest.approx(-15.0), pytest.approx(60.0)]
+    assert x["title"] == "drop (percentage points)" and "%" not in x["axis"]["format"]  # points, not a percentage
+    rows = {r["label"]: r for r in data(spec, spec)}
+    assert rows["a"]["drop_mean_pp"] == pytest.approx(50.0) and rows["a + AdaBN"]["drop_lo_pp"] == pytest.approx(-15.0)
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("drop_lo_pp", "drop_hi_pp")
+    assert spec["facet"]["sort"] == ["jtsc", "lisc"] and pts["encoding"]["y"]["sort"] == ["a", "a + AdaBN"]
+    assert {r["evaluation"] for r in data(spec, spec)} == {"standard", "AdaBN"}  # reader names in the legend
     assert {r["zero"] for r in data(spec, spec)} == {0.0}
+    assert set(facet_marks_sources(spec).values()) == {"facet"}
+    assert {t: [r["label"] for r in rs] for t, rs in panel_rows(spec).items()} == {"jtsc": ["a"], "lisc": ["a + AdaBN"]}
     only_up = plots.drop_chart(drops.iloc[:1]).to_dict()
-    assert layers(only_up)[1]["encoding"]["x"]["scale"]["domain"] == [0.0, 0.6]  # 0 always in view
+    assert layers(only_up)[1]["encoding"]["x"]["scale"]["domain"] == [0.0, pytest.approx(60.0)]  # 0 always in view
+
+
+def test_faceted_charts_fit_the_page_column():
+    """The book's page column is about 730 px: a wider SVG is scaled down and its text shrinks with it."""
+    summary = pd.DataFrame({"model": [f"resnet18_variant_{i}" for i in range(8)] * 5,
+                            "test_set": [t for t in ("pbc:test", "lisc", "bccd", "jtsc", "cellavision")
+                                         for _ in range(8)],
+                            "accuracy_mean": [0.5] * 40, "accuracy_ci95": [0.05] * 40,
+                            "majority_baseline": [0.3] * 40, "seeds": [5] * 40})
+    svg = plots.to_svg(plots.benchmark_chart(summary, "accuracy"))
+    assert float(svg.split('width="', 1)[1].split('"', 1)[0]) <= 760
+    assert spec_font(plots.benchmark_chart(summary, "accuracy").to_dict()) >= 12
+
+
+def spec_font(spec: dict) -> int:
+    return min(spec["config"]["axis"]["labelFontSize"], spec["config"]["header"]["labelFontSize"])
 
 
 def test_recall_heatmap_marks_absent_classes():

@@ -88,14 +88,16 @@ def test_predictions_equal_the_runs_own_evaluation_and_odd_images_are_converted(
     cmyk = first.convert("CMYK")
     cmyk.save(odd / "cmyk.tif")
     cmyk.convert("RGB").save(odd / "cmyk_as_rgb.png")
-    assert {Image.open(odd / f).mode for f in ("gray16.png", "palette.png", "rgba.png", "cmyk.tif")} >= {"P", "RGBA", "CMYK"}
+    modes = {Image.open(odd / f).mode for f in ("gray16.png", "palette.png", "rgba.png", "cmyk.tif")}
+    assert modes >= {"P", "RGBA", "CMYK"}
     assert Image.open(odd / "gray16.png").mode.startswith("I")
     (odd / "notes.txt").write_text("not an image and not an image extension: ignored")
     (odd / ".hidden.png").write_bytes(b"hidden files are skipped, as datasets skips them")
 
     table = predict(run_dir, top, tmp_path / "out" / "preds.csv")
     assert list(table.columns) == ["path", "prediction", *PROBS]
-    odd_files = ["rgba", "rgba_half", "rgba_half_as_rgb", "gray", "gray_as_rgb", "gray16", "palette", "palette_as_rgb", "cmyk", "cmyk_as_rgb"]
+    odd_files = ["rgba", "rgba_half", "rgba_half_as_rgb", "gray", "gray_as_rgb", "gray16", "palette", "palette_as_rgb",
+                 "cmyk", "cmyk_as_rgb"]
     expected = sorted([*placed, *(f"odd/{n}.{'tif' if n == 'cmyk' else 'png'}" for n in odd_files)])
     assert table["path"].tolist() == expected
     np.testing.assert_allclose(table[PROBS].sum(1), 1.0, atol=1e-6)
@@ -110,11 +112,12 @@ def test_predictions_equal_the_runs_own_evaluation_and_odd_images_are_converted(
     def same(a: str, b: pd.Series) -> None:
         np.testing.assert_allclose(by_path.loc[a, PROBS].to_numpy(float), b[PROBS].to_numpy(float), atol=1e-6)
     same("odd/rgba.png", theirs.iloc[0])
-    for a, b in [("rgba_half", "rgba_half_as_rgb"), ("gray", "gray_as_rgb"), ("gray16", "gray_as_rgb"), ("palette", "palette_as_rgb"),
-                 ("cmyk", "cmyk_as_rgb")]:
+    for a, b in [("rgba_half", "rgba_half_as_rgb"), ("gray", "gray_as_rgb"), ("gray16", "gray_as_rgb"),
+                 ("palette", "palette_as_rgb"), ("cmyk", "cmyk_as_rgb")]:
         same(f"odd/{a}.{'tif' if a == 'cmyk' else 'png'}", by_path.loc[f"odd/{b}.png"])
     # not a trivial check: the grey image is predicted differently from the colour one
-    assert np.abs(by_path.loc["odd/gray.png", PROBS].to_numpy(float) - theirs.iloc[0][PROBS].to_numpy(float)).max() > 1e-4
+    gray, colour = by_path.loc["odd/gray.png", PROBS].to_numpy(float), theirs.iloc[0][PROBS].to_numpy(float)
+    assert np.abs(gray - colour).max() > 1e-4
 
 
 def test_adabn_uses_the_folders_images_whatever_their_layout(run_dir, data_root, tmp_path):

@@ -16,6 +16,8 @@ from wbcbench.core.profiles import (
     check_setting,
     flag,
     get_profile,
+    given,
+    parse_flag_value,
     recorded,
     setting,
     setting_args,
@@ -103,9 +105,28 @@ def test_setting_args_are_cli_flags():
     assert flag("weight_decay") == "--weight-decay"
     args = setting_args({"weight_decay": 0.01, "hflip": False, "vflip": True, "epochs": 3, "lr": 1e-4,
                          "train_subset_per_class": None})
-    assert args == ["--weight-decay", "0.01", "--no-hflip", "--vflip", "--epochs", "3", "--lr", "0.0001"]
+    assert args == ["--weight-decay", "0.01", "--no-hflip", "--vflip", "--epochs", "3", "--lr", "0.0001",
+                    "--train-subset-per-class", "None"]
+    assert setting_args({"epochs": None}) == []  # None: the profile's value
     with pytest.raises(WbcError, match="unknown profile setting 'epoch'"):
         setting_args({"epoch": 3})
+
+
+def test_none_is_a_value_of_its_own_where_a_setting_allows_it():
+    """train_subset_per_class=None (every image) overrides a profile's subset; for any other setting None
+    means the profile's value, and the command-line text "None"/"none" is accepted only where None is."""
+    assert [k for k, s in SETTINGS.items() if s.none_ok] == ["train_subset_per_class", "tent_batch_size"]
+    assert PROFILES["cpu-pretrained"]["train_subset_per_class"] == 400
+    assert get_profile("cpu-pretrained", train_subset_per_class=None)["train_subset_per_class"] is None
+    assert get_profile("cpu-pretrained", epochs=None)["epochs"] == PROFILES["cpu-pretrained"]["epochs"]
+    assert given({"epochs": None, "train_subset_per_class": None, "lr": 0.1}) == \
+        {"train_subset_per_class": None, "lr": 0.1}
+    for text in ("None", "none", " NONE "):
+        assert parse_flag_value("train_subset_per_class", text) is None
+    assert parse_flag_value("train_subset_per_class", "7") == 7
+    for name, text in (("epochs", "None"), ("train_subset_per_class", "all"), ("lr", "none")):
+        with pytest.raises(ValueError):
+            parse_flag_value(name, text)
 
 
 def test_augment_is_a_choice_defaulting_to_none_and_left_out_of_records_at_its_default():
@@ -113,9 +134,11 @@ def test_augment_is_a_choice_defaulting_to_none_and_left_out_of_records_at_its_d
     a run record leaves it out while it is "none" (so those runs keep their names), but keeps any other."""
     assert all("augment" not in p for p in PROFILES.values())
     assert get_profile("cpu")["augment"] == "none" and get_profile("cpu", augment="hed")["augment"] == "hed"
-    assert "augment" not in recorded(get_profile("cpu")) and recorded(get_profile("cpu", augment="hed"))["augment"] == "hed"
+    assert "augment" not in recorded(get_profile("cpu"))
+    assert recorded(get_profile("cpu", augment="hed"))["augment"] == "hed"
     assert setting({}, "augment") == "none" and setting({"augment": "colour"}, "augment") == "colour"
-    with pytest.raises(WbcError, match=r"augment='sepia' is not allowed: it must be one of none, hed, colour, grayscale"):
+    with pytest.raises(WbcError,
+                       match=r"augment='sepia' is not allowed: it must be one of none, hed, colour, grayscale"):
         check_setting("augment", "sepia")
     with pytest.raises(WbcError, match="augment=1 is not allowed"):
         get_profile("cpu", augment=1)

@@ -34,7 +34,8 @@ def test_update_rewrites_only_the_blocks(tmp_path):
     path.write_text("# x\nbefore\n" + _markers_text() + "after\n")
     assert readme.main([str(path), *args]) == 0
     text = path.read_text()
-    assert text.startswith("# x\nbefore\n<!-- verdict:start -->\n") and text.endswith("<!-- verdict-pretrained:end -->\nbetween\nafter\n")
+    assert text.startswith("# x\nbefore\n<!-- verdict:start -->\n")
+    assert text.endswith("<!-- verdict-pretrained:end -->\nbetween\nafter\n")
     assert "STALE TEXT" not in text and text.count("between") == 2
     assert "0 of 40 runs" in text and "| f | TENT recovers accuracy of BN models |" in text
     assert "0 of 60 runs" in text and "| P3 | AdaBN recovers accuracy of the fine-tuned BN networks |" in text

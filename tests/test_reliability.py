@@ -23,6 +23,7 @@ import time
 import zlib
 from pathlib import Path
 
+import kill_at_rename
 import nbformat
 import pytest
 import torch
@@ -51,7 +52,8 @@ def train_cmd(out, data_root, *extra):
 def result_files(run: Path) -> dict:
     """What a run reports: metrics (minus nothing) and the predictions file, byte for byte."""
     d = run / "eval" / "cellavision"
-    return {"metrics": json.loads((d / "metrics.json").read_text()), "predictions": (d / "predictions.csv").read_bytes()}
+    return {"metrics": json.loads((d / "metrics.json").read_text()),
+            "predictions": (d / "predictions.csv").read_bytes()}
 
 
 def stray_temp(folder: Path) -> list[Path]:
@@ -88,9 +90,9 @@ def test_sigkill_anywhere_then_resume_reproduces_the_uninterrupted_run(reference
     the metrics and the `done` marker are being written), resumed with the same command each time: it ends
     with exactly the reference's metrics and predictions, and no temp files.
 
-    The first kill comes from outside at a random time. The write kills come from inside
-    (atomic.KILL_WHILE_WRITING): the process SIGKILLs itself between writing the temp file and renaming
-    it. A write takes milliseconds, and polling from outside missed it on a fast CI machine."""
+    The first kill comes from outside at a random time. The write kills come from inside (kill_at_rename:
+    the CLI with os.replace patched): the process SIGKILLs itself once the temp file is complete, before
+    renaming it. A write takes milliseconds, and polling from outside missed it on a fast CI machine."""
     out = tmp_path / "runs"
     run = out / reference.name
     rng = random.Random(int(os.environ.get("WBCBENCH_TEST_SEED", "0")) or None)
@@ -108,8 +110,8 @@ def test_sigkill_anywhere_then_resume_reproduces_the_uninterrupted_run(reference
     assert not is_done(run)
 
     for name in ["checkpoint.pt", "model.pt", "metrics.json", "done"]:
-        r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True,
-                           env=os.environ | {atomic.KILL_WHILE_WRITING: name})
+        r = subprocess.run([*kill_at_rename.COMMAND, name, *cmd[len(CLI):], "--resume"], capture_output=True,
+                           text=True)
         assert r.returncode == -signal.SIGKILL, f"not killed while writing {name}: {r.returncode} {r.stderr}"
         assert not is_done(run), name
         written = [p for p in stray_temp(run) if p.name.startswith(f".{name}.")]
@@ -402,7 +404,8 @@ def _png(path: Path, width: int, height: int, rgb=(200, 40, 90), bilevel=False) 
         parts.append(z.compress(row))
     parts.append(z.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, *((1, 0) if bilevel else (8, 2)), 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts))
+                     + chunk(b"IEND", b""))
     return path
 
 

@@ -3,9 +3,9 @@ by this training code (rundir.TRAIN_VERSION) is trained again from its config.js
 byte-identical predictions, so a change that moves results is caught when it is made (and must bump
 TRAIN_VERSION or evaluate.EVAL_VERSION, on purpose).
 
-Floats depend on the CPU type as well as on the code (environment.py: issue 10 found that no committed run
-reproduced on a host of another type), so the comparison runs on a host of the class the runs were recorded
-on; elsewhere the test is skipped, saying why, unless WBCBENCH_REQUIRE_REPRODUCE=1 (a CI machine of the
+Floats depend on the CPU type as well as on the code (environment.host_class: library versions, CPU model,
+torch's CPU capability), so the comparison runs on a host of the class the runs were recorded on; elsewhere
+the test is skipped, saying why, unless WBCBENCH_REQUIRE_REPRODUCE=1 (a CI machine of the
 right class) turns that into a failure. To keep it cheap, each retrain is evaluated on the run's smallest
 test set only (with all of its test-time methods): the training, the expensive part, is the full run.
 """

@@ -1,7 +1,8 @@
-"""The CPU study's verdict by the analysis plan (wbcbench.analysis.cpu_study) and its tables (wbcbench.report.run_tables), on
-hand-made tables and run folders where the answer is known, on an empty folder and on the committed
-results/cpu (a fixture for the machinery: those runs are being replaced). Expected p-values come from
-scipy's own t-tests on the numbers written here, Holm from the textbook step-down written out below."""
+"""The CPU study's verdict by the analysis plan (wbcbench.analysis.cpu_study) and its tables
+(wbcbench.report.run_tables), on hand-made tables and run folders where the answer is known, on an empty
+folder and on the committed results/cpu (a fixture for the machinery: those runs are being replaced).
+Expected p-values come from scipy's own t-tests on the numbers written here, Holm from the textbook
+step-down written out below."""
 from __future__ import annotations
 
 import math
@@ -86,8 +87,8 @@ def known_runs() -> pd.DataFrame:
     rows += _rows("efficientnet_lite0", "lisc", [0.95], seeds=[2], run_dir="/runs/efficientnet_lite0-s2-again")
     # (d) one ViT seed: undetermined; (f) no TENT evaluation at all
     rows += _rows("vit_tiny", "pbc:test", [0.9], seeds=[0]) + _rows("vit_tiny", "lisc", [0.6], seeds=[0])
-    # never counted: a model the grid dropped, another profile, a seed outside the grid
-    rows += _rows("resnet18_frozenbn", "pbc:test", np.full(5, 0.9)) + _rows("resnet18_frozenbn", "lisc", np.full(5, .1))
+    # never counted: a model the grid does not train, another profile, a seed outside the grid
+    rows += _rows("vgg16", "pbc:test", np.full(5, 0.9)) + _rows("vgg16", "lisc", np.full(5, .1))
     rows += _rows("resnet18_gn", "pbc:test", [0.0], seeds=[0], run_dir="/smoke/gn", profile="smoke")
     rows += _rows("resnet18_gn", "lisc", [0.99], seeds=[0], run_dir="/smoke/gn", profile="smoke")
     rows += _rows("resnet18_bn", "pbc:test", [0.1], seeds=[7]) + _rows("resnet18_bn", "lisc", [0.9], seeds=[7])
@@ -174,7 +175,7 @@ def test_verdict_where_the_answer_is_known():
     assert s.loc["a", "tested on"] == cpu_study.ROBUSTNESS and s.loc["e", "tested on"] == cpu_study.TEST_TIME
 
     g = cpu_study.grid_progress(known_runs())
-    assert (g["finished"], g["total"]) == (36, 40) and g["others"] == ["resnet18_frozenbn"]
+    assert (g["finished"], g["total"]) == (36, 40) and g["others"] == ["vgg16"]
     assert g["repeated"] == ["efficientnet_lite0 seed 2"]
 
 
@@ -205,11 +206,31 @@ def test_verdict_words_and_sentences_render_the_table():
     assert ((v["word"] == "undetermined") == (v["n"] < cpu_study.MIN_PAIRS)).all()
 
 
+def test_a_comparison_in_two_claims_says_why_its_holm_p_differ():
+    """GroupNorm vs BN is in claims (a) and (b): one p, a Holm p per family, and the page says why, once."""
+    v = cpu_study.verdict_table(known_runs(), domains=("lisc", "bccd"))
+    gn = v[(v["label_a"] == "resnet18_gn") & (v["test_set"] == "lisc")].set_index("claim")
+    assert gn.loc["a", "p"] == gn.loc["b", "p"] and gn.loc["a", "p_holm"] > gn.loc["b", "p_holm"]
+    note = verdict_text.holm_note(v)
+    tested_a = int(v.loc[v["claim"] == "a", "p_holm"].notna().sum())
+    assert "resnet18_gn vs resnet18_bn is tested by claims (a) and (b)" in note
+    holm = {c: "< 0.001" if h < 0.001 else f"= {h:.3f}" for c, h in gn["p_holm"].items()}
+    assert f"Holm p {holm['a']} in (a) and Holm p {holm['b']} in (b)" in note
+    assert f"claim (a) tests {tested_a} of its 8 (4 comparisons × 2 shifted domains)" in note
+    assert verdict_text.holm_note(v[v["claim"].isin(["c", "d"])]) == ""  # nothing shared, nothing said
+    text = verdict_text.verdict_sentences(v)
+    assert text.count(note) == 1 and text.count("(a) BN collapses under shift") == 1
+    bare = verdict_text.verdict_sentences(v, claims=False)  # beside claim_summary's table: no verdict repeated
+    assert "BN collapses under shift" not in bare and "**Claim (a)**, every comparison:" in bare
+    assert bare.count("resnet18_gn vs resnet18_bn on lisc: **") == 2  # once in (a), once in (b)
+
+
 def test_claim_word_rule():
     assert cpu_study.claim_word(["holds", "inconclusive", "uninformative"]) == "holds"
     assert cpu_study.claim_word(["contradicted", "undetermined"]) == "contradicted"
     assert cpu_study.claim_word(["holds", "contradicted"]) == "mixed"
-    assert cpu_study.claim_word(["inconclusive", "uninformative", "undetermined"]) == cpu_study.claim_word([]) == "inconclusive"
+    assert cpu_study.claim_word(["inconclusive", "uninformative", "undetermined"]) == "inconclusive"
+    assert cpu_study.claim_word([]) == "inconclusive"
 
 
 def test_claims_name_grid_models_only_and_rules_come_from_the_constants():
@@ -218,7 +239,10 @@ def test_claims_name_grid_models_only_and_rules_come_from_the_constants():
         assert c.kind in (cpu_study.ROBUSTNESS, cpu_study.TEST_TIME)
         for a, ma, b, mb in c.comparisons:
             assert {a, b} <= grid
-            assert (ma, mb) == ("standard", "standard") if c.kind == cpu_study.ROBUSTNESS else (a == b and mb == "standard")
+            if c.kind == cpu_study.ROBUSTNESS:
+                assert (ma, mb) == ("standard", "standard")
+            else:
+                assert a == b and mb == "standard"
     rules = verdict_text.rules_markdown()
     assert f"`{cpu_study.PRIMARY_METRIC}`" in rules and f"α = {cpu_study.ALPHA}" in rules and "> 50%" in rules
     assert all(f"claim ({c.id}) {c.statement}" in rules for c in cpu_study.CLAIMS)
@@ -231,7 +255,8 @@ def test_verdict_without_runs(tmp_path):
         assert len(v) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
         assert (v["word"] == "undetermined").all() and (v["n"] == 0).all()
         assert (cpu_study.claim_summary(v)["verdict"] == "inconclusive").all()
-    assert verdict_text.progress_sentence(pd.DataFrame(), "results/x") == "0 of 40 runs of the `cpu-study` grid finished in `results/x`."
+    assert (verdict_text.progress_sentence(pd.DataFrame(), "results/x")
+            == "0 of 40 runs of the `cpu-study` grid finished in `results/x`.")
 
 
 def test_top_prediction_share_from_predictions_csv(tmp_path):
@@ -256,7 +281,7 @@ def test_verdict_on_the_committed_runs(committed):
     """The machinery on real run folders: the table's numbers re-derived from the metrics and predictions."""
     v = cpu_study.verdict_table(committed)
     assert len(v) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
-    assert set(v["word"]) <= set(cpu_study.WORDS) and "resnet18_frozenbn" not in set(v["a"]) | set(v["b"])
+    assert set(v["word"]) <= set(cpu_study.WORDS) and set(v["a"]) | set(v["b"]) <= set(cpu_study.STUDY_MODELS)
     r = v[(v["claim"] == "b") & (v["test_set"] == "lisc")].iloc[0]
     per_seed = {}
     for m in ("resnet18_gn", "resnet18_bn"):
@@ -264,7 +289,8 @@ def test_verdict_on_the_committed_runs(committed):
         w = g.pivot(index="seed", columns="test_set", values=cpu_study.PRIMARY_METRIC)
         per_seed[m] = w["pbc:test"] - w["lisc"]
     assert r["effect"] == pytest.approx((per_seed["resnet18_bn"] - per_seed["resnet18_gn"]).mean())
-    assert r["p"] == pytest.approx(stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue, nan_ok=True)
+    p = stats.ttest_rel(per_seed["resnet18_bn"], per_seed["resnet18_gn"]).pvalue
+    assert r["p"] == pytest.approx(p, nan_ok=True)
     # the share of the most-predicted class agrees with the confusion matrix's column sums
     for row in committed.sample(20, random_state=0).itertuples():
         cm = np.asarray(run_tables._metrics(row.eval_dir)["confusion"])

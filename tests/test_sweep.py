@@ -45,6 +45,20 @@ def test_parse_seeds_and_overrides():
         runner.parse_overrides(["epochs=two"])
     with pytest.raises(WbcError, match=r"batch_size=0 is out of range"):
         runner.parse_overrides(["batch_size=0"])
+    with pytest.raises(WbcError, match=r"epochs=None has type NoneType"):
+        runner.parse_overrides(["epochs=None"])
+
+
+def test_a_none_override_trains_on_every_image():
+    """`--override train_subset_per_class=None` (or null) is the value None, not "the profile's": the runs
+    train on every image, and the notebook's parameters carry it through to train.run."""
+    for text in ("None", "none", "null"):
+        assert runner.parse_overrides([f"train_subset_per_class={text}"]) == {"train_subset_per_class": None}
+    p = parameters.check_parameters(profile="cpu-pretrained", overrides={"train_subset_per_class": None})
+    assert parameters.run_arguments(p) == dict(profile="cpu-pretrained", train_subset_per_class=None)
+    run = runner.plan(profile="cpu-pretrained", models=["resnet18_bn"], seeds=[0], test="lisc",
+                      overrides={"train_subset_per_class": None})[0]
+    assert run.parameters()["overrides"] == {"train_subset_per_class": None}
 
 
 def test_check_parameters_names_the_culprit():
@@ -55,8 +69,8 @@ def test_check_parameters_names_the_culprit():
         check(seed=True)  # a bool is not a seed
     with pytest.raises(WbcError, match=r"seed=-1 is out of range"):
         check(seed=-1)
-    with pytest.raises(WbcError, match="adabn"):
-        check(adabn="yes")
+    with pytest.raises(WbcError, match="unknown notebook parameter 'adabn'"):
+        check(adabn=True)  # the old flag is gone: adapt="adabn"
     with pytest.raises(WbcError, match="unknown test-time method 'tnet'"):
         check(adapt="adabn, tnet")
     with pytest.raises(WbcError, match="unknown profile setting 'epoch'"):
@@ -74,8 +88,7 @@ def test_check_parameters_names_the_culprit():
     p = check(test="pbc:test, lisc,", overrides={"epochs": 1}, seed=3, adapt="adabn , batch_stats")
     assert p["test"] == ["pbc:test", "lisc"] and p["overrides"] == {"epochs": 1}
     assert p["adapt"] == ["adabn", "batch_stats"]
-    assert check(adabn=True)["adapt"] == ["adabn"] and "adabn" not in check(adabn=True)  # legacy spelling
-    assert check(adapt="", adabn=False)["adapt"] == []
+    assert check(adapt="")["adapt"] == [] and check(adapt=None)["adapt"] == []
 
 
 def test_run_arguments_are_train_runs_keywords():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from runfolders import runs_frame
@@ -95,3 +96,30 @@ def test_wide_table_domains_in_order_missing_cells_and_no_seeds_column():
     assert t.loc["a", "pbc:test"] == "90.0 ± 0.0" and t.loc["b", "bccd"] == "20.0 ± 0.0"
     assert t.loc["a", "bccd"] == "–" and t.loc["b", "lisc"] == "–"
     assert list(t.loc["majority baseline"]) == ["50.0", "50.0", "50.0"]
+
+
+def test_to_markdown_keeps_interval_cells_on_one_line_and_float32_short():
+    nb = "\u00a0"
+    df = pd.DataFrame({"ci": ["85.1 ± 1.2", "85.0 (1 seed, no CI)"], "gain": ["+2.1 [+0.3, +3.9]", "-1.0 (no CI)"],
+                       "text": ["resnet18 bn, lisc", "a b"], "f32": np.array([0.862, np.nan], dtype=np.float32)})
+    rows = tables.to_markdown(df).splitlines()
+    assert rows[2] == f"| 85.1{nb}±{nb}1.2 | +2.1{nb}[+0.3,{nb}+3.9] | resnet18 bn, lisc | 0.862 |"
+    assert rows[3] == f"| 85.0{nb}(1{nb}seed,{nb}no{nb}CI) | -1.0{nb}(no{nb}CI) | a b | – |"
+    assert tables.fmt_ci(0.8512, 0.0123) == "85.1 ± 1.2"  # the cell itself keeps plain spaces
+
+
+def test_for_reader_names_headers_and_writes_fractions_in_percent():
+    df = pd.DataFrame({"adabn": [True], "score": [0.8512], "lo": [float("nan")]}).rename_axis("label_a")
+    out = tables.for_reader(df, percent=["score", "lo"], names={"lo": "lower bound"})
+    assert list(out.columns) == ["AdaBN", "score (%)", "lower bound (%)"] and out.index.name == "recipe"
+    assert list(out.iloc[0]) == [True, "85.1", "–"]
+    assert list(df.columns) == ["adabn", "score", "lo"] and df.index.name == "label_a"  # the frame is untouched
+    assert tables.pct(0.0004) == "0.0" and tables.pct(None) == "–"
+
+
+def test_chance_level_is_one_over_the_classes_the_metric_averages():
+    counts = {"Basophil": 1, "Eosinophil": 4, "Lymphocyte": 5, "Monocyte": 0, "Neutrophil": 90}
+    assert tables.chance_level("balanced_accuracy", counts) == pytest.approx(1 / 4)      # 4 classes present
+    assert tables.chance_level("balanced_accuracy_min5", counts) == pytest.approx(1 / 2)  # 2 with >= 5 images
+    assert tables.chance_level("accuracy", counts) == pytest.approx(0.9)                  # the majority class
+    assert math.isnan(tables.chance_level("macro_f1", counts)) and math.isnan(tables.chance_level("accuracy", {}))

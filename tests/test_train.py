@@ -396,8 +396,6 @@ def test_vits_are_built_for_the_profiles_input_size(data_root):
 # ------------------------------------------------------------------------------------- committed runs
 # Profile settings added after the committed runs, at the value that reproduces the old behaviour.
 NEW_SETTINGS = {"label_smoothing": 0.0}
-# Models of committed runs that left the registry on purpose (their records still name their directories).
-REMOVED_MODELS = {"resnet18_frozenbn"}  # issue 10: BN frozen at init statistics is an identity layer
 
 
 def test_every_committed_run_record_rebuilds_its_own_run_directory(data_root):
@@ -405,7 +403,6 @@ def test_every_committed_run_record_rebuilds_its_own_run_directory(data_root):
     and train_args(config.json), what `reproduce` and the rerun commands use, rebuilds the same training:
     same model, data, seed and settings, or a rerun would train something else."""
     from wbcbench.core.paths import REPO_ROOT
-    from wbcbench.models import list_models
     from wbcbench.runs.records import train_args
     records = sorted((REPO_ROOT / "results").glob("*/*/config.json"))
     # both kinds must be there: legacy records (results/cpu-pilot) and identity-2 records (the rerun grid)
@@ -414,16 +411,13 @@ def test_every_committed_run_record_rebuilds_its_own_run_directory(data_root):
     for p in records:
         cfg = json.loads(p.read_text())
         assert rundir.run_name(cfg) == p.parent.name, p
-        if cfg["model"] in REMOVED_MODELS:
-            assert cfg["model"] not in list_models()
-            continue
         args = train_args(cfg)
         fixed = {k: args.pop(k) for k in ("model", "profile", "seed", "train_set", "test_sets", "adapt", "weights")}
         again = build_config(**{k: v for k, v in fixed.items() if k != "weights"}, overrides=args,
                              data_root=data_root, weights=fixed["weights"])
         for k in ("model", "model_kwargs", "profile", "seed", "train", "train_manifest", "test"):
             assert again[k] == cfg[k], (p, k)
-        recorded = cfg["adapt"] if "adapt" in cfg else (["adabn"] if cfg.get("adabn") else [])  # legacy: adabn flag
+        recorded = cfg["adapt"]
         assert again["adapt"] == rundir.adapt_methods(cfg) == recorded, p
         added = {k: v for k, v in again["hparams"].items() if k not in cfg["hparams"]}
         assert added == {k: v for k, v in NEW_SETTINGS.items() if k in added}, (p, added)

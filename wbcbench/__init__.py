@@ -37,6 +37,9 @@ _API = {
     "fit": "wbcbench.engine.fit",
     "load_model": "wbcbench.engine.train",
     "load_runs": "wbcbench.runs.collect",
+    "evaluate_model": "wbcbench.engine.benchmark",
+    "score": "wbcbench.engine.scoring",
+    "reference_rows": "wbcbench.report.reference",
 }
 __all__ = ["__version__", *_API]
 

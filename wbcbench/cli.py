@@ -13,16 +13,16 @@ from wbcbench.core import names
 from wbcbench.core.atomic import write_csv
 from wbcbench.core.errors import WbcError
 from wbcbench.core.paths import data_root
-from wbcbench.core.profiles import PROFILES, SETTINGS, flag
+from wbcbench.core.profiles import PROFILES, SETTINGS, flag, parse_flag_value
 from wbcbench.data import datasets, verify
 from wbcbench.data.download import DOWNLOADS, main_download
 from wbcbench.data.raabin import main_import_raabin
 from wbcbench.engine import evaluate, train
 from wbcbench.engine.predict import main_predict, predict_methods
+from wbcbench.engine.scoring import main_score
 from wbcbench.runs import collect, rundir
 from wbcbench.sweep import runner
 from wbcbench.sweep.grids import BUNDLED_TESTS
-from wbcbench.sweep.parameters import with_legacy_adabn
 
 
 def _cmd_data(a):
@@ -53,18 +53,22 @@ def _cmd_predict(a):
                         data_root=a.data_root)
 
 
+def _cmd_score(a):
+    return main_score(a.predictions, name=a.name, data_root=a.data_root, partial=a.partial, out=a.out)
+
+
 def _cmd_models(a):
     print(models.describe_models().to_string(index=False))
     return 0
 
 
 def train_kwargs(a) -> dict:
-    """train.run's keyword arguments for parsed `wbcbench train` arguments (profile flags left unset
-    are None: the profile's value)."""
+    """train.run's keyword arguments for parsed `wbcbench train` arguments: only the profile flags given
+    (one left out keeps the profile's value; `--train-subset-per-class None` is a value of its own)."""
     return dict(model=a.model, profile=a.profile, seed=a.seed, train_set=a.train,
                 test_sets=datasets.parse_test_sets(a.test), out=a.out, device=a.device, resume=a.resume,
-                data_root=a.data_root, quiet=a.quiet, adapt=with_legacy_adabn(a.adapt, a.adabn), weights=a.weights,
-                **{name: getattr(a, name) for name in SETTINGS})
+                data_root=a.data_root, quiet=a.quiet, adapt=names.parse_adapt(a.adapt), weights=a.weights,
+                **{name: getattr(a, name) for name in SETTINGS if hasattr(a, name)})
 
 
 def _cmd_train(a):
@@ -75,7 +79,7 @@ def _cmd_train(a):
 def _cmd_eval(a):
     """Into a finished run directory (no --out): adds the evaluations it lacks, without retraining.
     With --out: evaluates the checkpoint and writes under OUT/eval/. Prints the metrics either way."""
-    tests, methods = datasets.parse_test_sets(a.test), with_legacy_adabn(a.adapt, a.adabn)
+    tests, methods = datasets.parse_test_sets(a.test), names.parse_adapt(a.adapt)
     target = Path(a.checkpoint)
     if a.out is None and rundir.is_done(target):
         train.add_evaluations(target, tests, methods, a.device, a.data_root, progress=not a.quiet)
@@ -108,18 +112,29 @@ def _cmd_collect(a):
     return 0
 
 
+def _flag_type(name: str):
+    """argparse's `type` for a numeric setting (profiles.parse_flag_value: `None` where the setting allows
+    it); named after the setting's type, so a bad value reads "invalid int value: 'x'"."""
+    def parse(text):
+        return parse_flag_value(name, text)
+    parse.__name__ = SETTINGS[name].type.__name__
+    return parse
+
+
 def add_setting_flags(parser) -> None:
-    """One flag per profile setting (--epochs N, --weight-decay X, --hflip/--no-hflip, ...); each defaults
-    to None, meaning "the profile's value". Ranges are checked by profiles.get_profile, before any write."""
+    """One flag per profile setting (--epochs N, --weight-decay X, --hflip/--no-hflip, ...). A flag not
+    given is absent from the parsed arguments, meaning "the profile's value" (so None can be a value of
+    its own). Ranges are checked by profiles.get_profile, before any write."""
     for name, s in SETTINGS.items():
         if s.type is bool:
-            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=f"{s.help} (default: the profile's)")
         elif s.type is str:
-            parser.add_argument(flag(name), choices=s.choices, default=None,
+            parser.add_argument(flag(name), choices=s.choices, default=argparse.SUPPRESS,
                                 help=f"{s.help} (default: the profile's, else {s.default})")
         else:
-            parser.add_argument(flag(name), type=s.type, default=None, metavar="N" if s.type is int else "X",
+            parser.add_argument(flag(name), type=_flag_type(name), default=argparse.SUPPRESS,
+                                metavar="N" if s.type is int else "X",
                                 help=f"{s.help}; {s.allowed()} (default: the profile's)")
 
 
@@ -127,13 +142,12 @@ def _add_adapt_flags(parser) -> None:
     parser.add_argument("--adapt", default=None, metavar="METHODS",
                         help="also evaluate with these test-time methods, comma-separated: "
                              f"{', '.join(names.ADAPT_METHODS)}")
-    parser.add_argument("--adabn", action="store_true",
-                        help="deprecated: same as --adapt adabn (kept for the commands older runs recorded)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbcbench", description=__doc__)
-    p.add_argument("--data-root", help="folder with pbc/, lisc/, ... (default: $WBCBENCH_DATA, ../shared/wbc-data, ./data)")
+    p.add_argument("--data-root",
+                   help="folder with pbc/, lisc/, ... (default: $WBCBENCH_DATA, ../shared/wbc-data, ./data)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="list, verify, download or import the datasets")
@@ -144,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("download", help="fetch datasets from their public sources, md5-checked").add_argument(
         "names", nargs="+", metavar="NAME", help=f"{', '.join(DOWNLOADS)}, or all (also comma-separated)")
     actions.add_parser("import-raabin", help="put your Raabin-WBC download in place, counts checked").add_argument(
-        "paths", nargs="+", metavar="PATH", help="Train.zip, TestA.zip, TestB.zip, or folders holding Train/TestA/TestB")
+        "paths", nargs="+", metavar="PATH",
+        help="Train.zip, TestA.zip, TestB.zip, or folders holding Train/TestA/TestB")
     for action in actions.choices.values():  # `data download all --data-root DIR` as well as before `data`
         action.add_argument("--data-root", default=argparse.SUPPRESS, help="folder with pbc/, lisc/, ...")
         action.set_defaults(func=_cmd_data)
@@ -162,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     _add_adapt_flags(t)
     t.add_argument("--quiet", action="store_true")
-    t.add_argument("--weights", default=None, help="a local ImageNet state-dict file (offline stand-in for --pretrained)")
+    t.add_argument("--weights", default=None,
+                   help="a local ImageNet state-dict file (offline stand-in for --pretrained)")
     add_setting_flags(t)
     t.set_defaults(func=_cmd_train)
 
@@ -191,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_predict)
+
+    sc = sub.add_parser("score", help="score predictions made anywhere (a CSV: domain,path,prediction[,p_<class>])")
+    sc.add_argument("predictions", metavar="PREDICTIONS.csv",
+                    help="one row per test image: domain (pbc:test, lisc, ... or an ImageFolder path), path "
+                         "(relative to the domain's folder), prediction (a class name); optional p_<class> columns")
+    sc.add_argument("--name", default="predictions", help="the name the table gives these predictions")
+    sc.add_argument("--partial", action="store_true",
+                    help="score domains with images missing too (the table marks them complete=False)")
+    sc.add_argument("--out", default=None, help="also write the whole table to this CSV file")
+    sc.add_argument("--data-root", default=argparse.SUPPRESS, help="folder with pbc/, lisc/, ...")
+    sc.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("sweep", help="run a grid of runs through the training notebook (papermill)")
     runner.add_arguments(s)

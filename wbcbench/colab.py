@@ -22,7 +22,7 @@ from pathlib import Path
 
 from wbcbench.core import atomic
 from wbcbench.core.errors import WbcError
-from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT, checkout
 from wbcbench.core.project import REPO_BRANCH, REPO_URL
 
 try:
@@ -63,17 +63,21 @@ ROOT = setup(data={data})"""
 def setup(data: list[str] = ()) -> Path:
     """The set-up cell's work once wbcbench is importable: on Colab, install the clone with the pinned
     versions, download `data` (names of `wbcbench data download`) and make the clone the working folder;
-    elsewhere nothing. Returns the repository root."""
+    elsewhere nothing. Returns the checkout; the working folder when wbcbench is installed rather than
+    cloned (then there is nothing to install, and the data goes where the working folder's default is)."""
     if not isinstance(data, (list, tuple)) or not all(isinstance(d, str) and d for d in data):
         raise WbcError(f"setup(data=...) takes a list of dataset names, not {data!r}")
+    clone = checkout()
+    root = clone or Path.cwd()
     if ON_COLAB:
-        os.chdir(REPO_ROOT)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"],
-                       check=True)
+        if clone is not None:
+            os.chdir(clone)
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".", "-c", "requirements.txt"],
+                           check=True)
         if data:  # a subprocess: this kernel cannot import the dependencies pip has just installed before it
             subprocess.run([sys.executable, "-m", "wbcbench.cli", "data", "download", *data], check=True)
-        print("working in", REPO_ROOT)
-    return REPO_ROOT
+        print("working in", root)
+    return root
 
 
 def setup_cell(data: list[str]) -> str:
@@ -142,6 +146,8 @@ def write(notebooks: list[Path] | None = None, data: list[str] | None = None, co
     """Rewrite the set-up cell and badge of `notebooks` (their .py; default: every notebook) and their paired
     .ipynb (jupytext --update: outputs and other cells untouched), and the repository settings of `config`.
     Returns the files changed. Each file is re-read right before it is written (others edit other cells)."""
+    if notebooks is None and checkout() is None:
+        raise WbcError("wbcbench is installed, not run from a checkout: there are no notebooks to rewrite")
     scripts = sorted(NOTEBOOKS.glob("[0-9]*.py")) if notebooks is None else [Path(p).with_suffix(".py")
                                                                              for p in notebooks]
     for p in scripts:  # every notebook checked before anything is written

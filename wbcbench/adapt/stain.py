@@ -1,4 +1,5 @@
-"""Test-time stain normalisation of target images to the training domain (issue 11's test-time remedy).
+"""Test-time stain normalisation of target images to the training domain (the pretrained study's test-time
+remedy).
 
 Methods (torchstain's numpy backend, deterministic):
 * `macenko`: Macenko et al., "A method for normalizing histology slides for quantitative analysis", ISBI
@@ -183,9 +184,9 @@ def fit_reference(images, method: str = "macenko") -> StainReference:
 
 
 def training_reference(method: str = "macenko", size: int = 96, per_class: int = 10,
-                       data_root: str | os.PathLike | None = None) -> StainReference:
-    """The reference every run uses: `per_class` images per class of pbc:train at `size` px."""
-    ds, images = load_dataset(REFERENCE_SET, data_root, size=size)
+                       data_root: str | os.PathLike | None = None, train_set: str = REFERENCE_SET) -> StainReference:
+    """The reference a run uses: `per_class` images per class of its training set at `size` px."""
+    ds, images = load_dataset(train_set, data_root, size=size)
     return fit_reference(images[reference_indices(ds.labels, per_class)], method)
 
 
@@ -274,16 +275,23 @@ def reference_key(reference: StainReference) -> str:
 
 def normalised_dataset(ds: Dataset, images: np.ndarray, reference: StainReference) -> Normalised:
     """`normalise(images, reference)` for the decoded images of `ds`, cached beside the decoded-image cache:
-    the result is the same for every run and seed, and Macenko manages only ~40 images/s on 2 cores. One
-    file holds the images and then the fell-back flags, written atomically, so a cache is whole or absent."""
+    the result is the same for every run and seed, and Macenko manages only ~40 images/s on 2 cores."""
+    return cached_normalised(ds, images, f"{reference.method}-{reference_key(reference)}",
+                             lambda a: normalise(a, reference))
+
+
+def cached_normalised(ds: Dataset, images: np.ndarray, tag: str, compute) -> Normalised:
+    """compute(images) -> Normalised, cached on disk under the decoded-image cache of `ds` by `tag` (which must
+    name everything the result depends on). One file holds the images and then the fell-back flags, written
+    atomically, so a cache is whole or absent."""
     a = _check_images(images, f"stain normalisation of {ds.name!r}")
     base = cache_path(ds, a.shape[1])
-    path = base.with_name(f"{base.stem}-{reference.method}-{reference_key(reference)}.u8")
+    path = base.with_name(f"{base.stem}-{tag}.u8")
     n_px = int(np.prod(a.shape))
     if path.is_file() and path.stat().st_size == n_px + len(a):
         return Normalised(np.memmap(path, np.uint8, "r", shape=a.shape),
                           np.fromfile(path, np.uint8, offset=n_px).astype(bool))
-    out = normalise(a, reference)
+    out = compute(a)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(out.images.tobytes())

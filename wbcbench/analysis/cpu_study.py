@@ -39,7 +39,8 @@ CLAIMS = (
     Claim("b", "GroupNorm holds up better than BN", ROBUSTNESS, (("resnet18_gn", STANDARD, "resnet18_bn", STANDARD),)),
     Claim("c", "frozen BN helps (EfficientNet-Lite0 with BN frozen at ImageNet statistics vs BN in train mode)",
           ROBUSTNESS, (("efficientnet_lite0_freezebn", STANDARD, "efficientnet_lite0", STANDARD),)),
-    Claim("d", "a ViT holds up better than the BN ResNet-18", ROBUSTNESS, (("vit_tiny", STANDARD, "resnet18_bn", STANDARD),)),
+    Claim("d", "a ViT holds up better than the BN ResNet-18", ROBUSTNESS,
+          (("vit_tiny", STANDARD, "resnet18_bn", STANDARD),)),
     Claim("e", "AdaBN recovers accuracy of BN models", TEST_TIME, tuple((m, "adabn", m, STANDARD) for m in _BN_MODELS)),
     Claim("f", "TENT recovers accuracy of BN models", TEST_TIME, tuple((m, "tent", m, STANDARD) for m in _BN_MODELS)),
 )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,10 +10,6 @@ from pathlib import Path
 from wbcbench.core.errors import WbcError
 
 STALE_SUFFIX = ".tmp"
-# Fault injection, for the reliability tests only: a process whose environment names a file here SIGKILLs
-# itself once that file's new content is complete in its temp file but not yet renamed into place, the one
-# moment a writer must survive. Polling for the temp file from outside misses writes that take milliseconds.
-KILL_WHILE_WRITING = "WBCBENCH_KILL_WHILE_WRITING"
 
 
 def _umask() -> int:
@@ -40,8 +35,6 @@ def atomic_path(path: str | os.PathLike):
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should be as readable as any file
         yield Path(tmp)
-        if os.environ.get(KILL_WHILE_WRITING) == path.name:
-            os.kill(os.getpid(), signal.SIGKILL)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -5,6 +5,9 @@ import difflib
 
 from wbcbench.core.errors import WbcError
 
+#: The five classes in the one canonical order (alphabetical, as the paper's): class i is column i of a
+#: network's (N, 5) logits (`wbcbench.evaluate_model`), label i of every dataset, and the order of the
+#: `p_<class>` columns of `wbcbench predict` and `wbcbench score`.
 CLASSES: tuple[str, ...] = ("Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")
 NUM_CLASSES = len(CLASSES)
 

@@ -1,10 +1,12 @@
 """The machine a run ran on: what besides its config can change float results, recorded in config.json.
 
 Same seed, same code, same library versions and thread count still give other floats on another CPU type:
-the kernels torch and oneDNN choose depend on the instruction set (AVX2, AVX-512, ...). Issue 10 found it:
-on a host of another type no committed run reproduced bit for bit, and one EfficientNet-Lite0 run's LISC
-accuracy moved by 1.6 points between 1 and 2 threads on one host. So byte-identical reproduction is
-checked only between runs of one host class (`host_class`).
+the kernels torch and oneDNN choose depend on the instruction set (AVX2, AVX-512, ...) and the CPU, and the
+thread count splits reductions differently. So byte-identical reproduction is checked only between runs of
+one host class (`host_class`), at the recorded thread count. The class holds what picks the kernels (torch's
+CPU capability level, the CPU model, library versions), not a hash of every /proc/cpuinfo flag: virtual
+machines of one CPU model differ in flags that no kernel choice reads, and such hosts reproduce each other's
+runs. A class that matches too much shows as a failed comparison, never as a silent pass.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from wbcbench import __version__
 
 
 def _cpu() -> tuple[str | None, str | None]:
-    """(CPU model name, short hash of its feature flags) from /proc/cpuinfo; (processor(), None) elsewhere."""
+    """(CPU model name, short hash of its feature flags) from /proc/cpuinfo; (processor(), None) elsewhere.
+    The flags are recorded, not compared (host_class)."""
     try:
         info = open("/proc/cpuinfo").read().splitlines()
     except OSError:
@@ -33,10 +36,11 @@ def _cpu() -> tuple[str | None, str | None]:
 
 
 def environment() -> dict:
-    """Library versions, platform, CPU type and thread count of this process."""
+    """Library versions, platform, CPU type and thread count of this process. Recorded, never hashed: a
+    run's name comes from its training settings alone (rundir.config_hash)."""
     versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                 "torchvision": torchvision.__version__, "wbcbench": __version__}
-    for dist in ("timm", "pandas"):
+    for dist in ("timm", "pandas", "pillow", "scipy", "kornia", "torchstain"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -49,11 +53,11 @@ def environment() -> dict:
 
 def host_class(env: dict) -> tuple:
     """What must be equal, besides the thread count (reproduce.reproduce sets the recorded one), for two CPU
-    runs of one config to be byte-identical: library versions and CPU type (model, feature flags, torch's
-    kernel level). Records from before the CPU was recorded give None fields, which match nothing."""
+    runs of one config to be byte-identical: library versions and CPU type (model, torch's kernel level).
+    Records from before the CPU was recorded give None fields, which match nothing."""
     v = env.get("versions") or {}
     return (v.get("torch"), v.get("torchvision"), v.get("timm"), v.get("numpy"), env.get("cpu"),
-            env.get("cpu_flags"), env.get("cpu_capability"))
+            env.get("cpu_capability"))
 
 
 def same_host_class(recorded: dict) -> bool:

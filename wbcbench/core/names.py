@@ -2,7 +2,9 @@
 an evaluation is labelled in folders and tables."""
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
 from wbcbench.core.errors import WbcError
 
@@ -17,43 +19,83 @@ DOMAIN_ORDER = ("raabin:testA", "pbc:test", "pbc:val", "raabin:testB", "lisc-pap
 
 #: The evaluation without test-time adaptation; listed before the adapted ones.
 STANDARD = "standard"
-BN_METHODS = ("adabn", "batch_stats", "tent")   # need BatchNorm layers
-STAIN_METHODS = ("macenko", "reinhard")         # any model
-ADAPT_METHODS = BN_METHODS + STAIN_METHODS
+BN_METHODS = ("adabn", "batch_stats", "tent")   # adapt the network: need BatchNorm statistics
+STAIN_METHODS = ("macenko", "reinhard")         # each image to the training domain's stains, estimated per image
+DOMAIN_STAIN_METHODS = ("macenko_domain", "reinhard_domain")  # the same, estimated once per domain
+IMAGE_METHODS = STAIN_METHODS + DOMAIN_STAIN_METHODS + ("scale",)  # transform the images: any network
+#: Methods compose with "+": image methods in order, then at most one BN method (`scale+adabn`).
+ADAPT_METHODS = BN_METHODS + IMAGE_METHODS + ("scale+adabn",)
 #: How tables name each test-time method.
 METHOD_NAMES = {"adabn": "AdaBN", "tent": "TENT", "batch_stats": "batch stats", "macenko": "Macenko",
-                "reinhard": "Reinhard"}
+                "reinhard": "Reinhard", "macenko_domain": "Macenko per domain",
+                "reinhard_domain": "Reinhard per domain", "scale": "rescaling"}
+
+
+def method_parts(name: str) -> list[str]:
+    """The steps of a test-time method: `scale+adabn` -> ['scale', 'adabn']; WbcError unless every part is a
+    known method, image methods come first, and at most one BN method ends it."""
+    parts = [p.strip() for p in str(name).split("+")]
+    known = BN_METHODS + IMAGE_METHODS
+    for p in parts:
+        if p not in known:
+            raise WbcError(f"unknown test-time method {p!r}; choose from {', '.join(ADAPT_METHODS)} "
+                           "(image methods and one BN method last compose with '+')")
+    if any(p in BN_METHODS for p in parts[:-1]) or len(set(parts)) < len(parts):
+        raise WbcError(f"test-time method {name!r}: image methods first, then at most one BN method, none twice")
+    return parts
+
+
+def method_label(mode: str) -> str:
+    """How tables name an evaluation mode: 'AdaBN', 'rescaling + AdaBN'."""
+    return " + ".join(METHOD_NAMES.get(p, p) for p in str(mode).split("+"))
 
 
 def parse_adapt(value) -> list[str]:
-    """Test-time methods from "adabn, batch_stats" or a list (None or "" for none; a legacy `adabn` flag's
-    True/False for ["adabn"]/[]): stripped, de-duplicated, each one of ADAPT_METHODS, else a WbcError."""
-    if isinstance(value, bool):
-        return ["adabn"] if value else []
+    """Test-time methods from "adabn, batch_stats" or a list (None or "" for none): stripped, de-duplicated,
+    each one of ADAPT_METHODS, else a WbcError."""
+    if value is not None and not isinstance(value, (str, list, tuple)):
+        raise WbcError(f"test-time methods {value!r} must be names, e.g. \"adabn,tent\" (one of "
+                       f"{', '.join(ADAPT_METHODS)})")
     parts = value.split(",") if isinstance(value, str) else list(value or ())
     out: list[str] = []
     for p in parts:
         name = p.strip() if isinstance(p, str) else p
         if name == "":
             continue
-        if name not in ADAPT_METHODS:
-            raise WbcError(f"unknown test-time method {name!r}; choose from {', '.join(ADAPT_METHODS)}")
+        method_parts(name)
         if name not in out:
             out.append(name)
     return out
 
 
+def _portable(text: str) -> str:
+    """`text` with anything but letters, digits and `_.+-` replaced by `_` (no ':', which Windows forbids)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("._") or "test"
+
+
+def _is_path(test_name: str) -> bool:
+    """A test set given as a folder path rather than a registry name (`pbc:test`, `lisc-paper`)."""
+    return "/" in test_name or "\\" in test_name or test_name.startswith((".", "~"))
+
+
 def eval_dir_name(test_name: str, mode: str = STANDARD) -> str:
-    """The folder of one evaluation under `eval/`: the test set's name with anything but letters, digits
-    and `_.+-` replaced by `_` (no ':', which Windows forbids), then `@<method>` for a test-time method:
-    `pbc_test`, `pbc_test@adabn`."""
-    base = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(test_name).strip("/")).strip("._") or "test"
+    """The folder of one evaluation under `eval/`, then `@<method>` for a test-time method. A registry name
+    with anything but letters, digits and `_.+-` replaced by `_`: `pbc_test`, `pbc_test@adabn`. A folder
+    path: its folder's name and a hash of its resolved path, `my_cells-1a2b3c4d`, so that two folders of
+    the same name stay apart and a run folder never holds where this machine keeps the images."""
+    name = str(test_name)
+    if _is_path(name):
+        folder = Path(name).expanduser().resolve()
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
+        base = f"{_portable(folder.name)}-{digest}"
+    else:
+        base = _portable(name)
     return base if mode == STANDARD else f"{base}@{mode}"
 
 
 def row_label(model: str, eval_mode: str) -> str:
     """'resnet18_bn', 'resnet18_bn + AdaBN', '... + TENT', '... + batch stats' (other methods by their name)."""
-    return model if eval_mode == STANDARD else f"{model} + {METHOD_NAMES.get(eval_mode, eval_mode)}"
+    return model if eval_mode == STANDARD else f"{model} + {method_label(eval_mode)}"
 
 
 def ordered(values, order=DOMAIN_ORDER) -> list:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from wbcbench.core.errors import WbcError, unknown
 
 #: Training-time augmentations by name (wbcbench.engine.augment implements each, with its defaults).
-AUGMENTATIONS = ("none", "hed", "colour", "grayscale")
+AUGMENTATIONS = ("none", "hed", "colour", "grayscale", "scale", "colour+scale")
 
 REQUIRED = object()  # a setting every profile sets itself
 
@@ -100,6 +100,8 @@ SETTINGS: dict[str, Setting] = {
                                            "subset); None, as in the paper profile: every image", min=1,
                                      none_ok=True),
     "pretrained": Setting(bool, "start from ImageNet weights"),
+    "tent_batch_size": Setting(int, "batch size of TENT's online updates (its paper: 64); None: the evaluation "
+                                    "batch size", min=1, none_ok=True, default=None),
     "augment": Setting(str, "colour augmentation of every training batch (wbcbench.engine.augment; grayscale also "
                             "converts the test images)", choices=AUGMENTATIONS, default="none"),
 }
@@ -117,7 +119,7 @@ PROFILES: dict[str, dict] = {
     "cpu": dict(epochs=6, warmup_epochs=1, lr=1e-3, weight_decay=5e-3, batch_size=64,
                 stored_size=56, crop_size=48, hflip=True, vflip=True, mixup_alpha=0.0, label_smoothing=0.0,
                 train_subset_per_class=200, eval_batch_size=256, pretrained=False),
-    # The pretrained study (issue 11): ImageNet EfficientNet-Lite fine-tuned with the paper's optimiser and lr on
+    # The pretrained study: ImageNet EfficientNet-Lite fine-tuned with the paper's optimiser and lr on
     # 2 CPU cores. Resolution, epochs and subset chosen on pbc:val only, before the grid (results/cpu-pretrained-pilot,
     # shown in the book; the rule is in book/analysis_plan.md): Lite0's pbc:val balanced accuracy was 0.829 /
     # 0.941 / 0.948 / 0.926 at 64 px x 8 epochs x 200 per class / 96 x 8 x 200 / 96 x 4 x 400 / 128 x 4 x 200,
@@ -125,6 +127,12 @@ PROFILES: dict[str, dict] = {
     "cpu-pretrained": dict(epochs=4, warmup_epochs=1, lr=1e-4, weight_decay=5e-3, batch_size=32,
                            stored_size=110, crop_size=96, hflip=True, vflip=True, mixup_alpha=0.0,
                            label_smoothing=0.0, train_subset_per_class=400, eval_batch_size=256, pretrained=True),
+    # The converged pretrained study (book/analysis_plan.md, second addendum): all of pbc:train, 8 epochs, so
+    # that every arm's training accuracy has plateaued (checked on seed 0 before the other seeds); TENT at 64.
+    "cpu-pretrained-v2": dict(epochs=8, warmup_epochs=1, lr=1e-4, weight_decay=5e-3, batch_size=32,
+                              stored_size=110, crop_size=96, hflip=True, vflip=True, mixup_alpha=0.0,
+                              label_smoothing=0.0, train_subset_per_class=None, eval_batch_size=256,
+                              pretrained=True, tent_batch_size=64),
     # Tests and notebook smoke runs: seconds, on a small real subset.
     "smoke": dict(epochs=2, warmup_epochs=1, lr=1e-3, weight_decay=5e-3, batch_size=32,
                   stored_size=40, crop_size=32, hflip=True, vflip=True, mixup_alpha=0.0, label_smoothing=0.0,
@@ -148,8 +156,15 @@ def check_seed(seed) -> int:
     return seed
 
 
+def given(overrides: dict) -> dict:
+    """The `overrides` that set something. None means "the profile's value" and is dropped, except for a
+    setting of which None is a value of its own (none_ok: train_subset_per_class=None, every image), so
+    `--train-subset-per-class None` can undo a profile's subset."""
+    return {k: v for k, v in overrides.items() if v is not None or (k in SETTINGS and SETTINGS[k].none_ok)}
+
+
 def get_profile(name: str, **overrides) -> dict:
-    """A copy of profile `name` with `overrides` (None values ignored) applied, every setting checked
+    """A copy of profile `name` with `overrides` (see `given` for None) applied, every setting checked
     (type, range, and the settings that bound each other), so a bad value fails before anything is written."""
     if name not in PROFILES:
         raise unknown("profile", name, PROFILES)
@@ -157,9 +172,8 @@ def get_profile(name: str, **overrides) -> dict:
     for k, s in SETTINGS.items():
         if s.default is not REQUIRED:
             p.setdefault(k, s.default)
-    for k, v in overrides.items():
-        if v is not None:
-            p[k] = check_setting(k, v)
+    for k, v in given(overrides).items():
+        p[k] = check_setting(k, v)
     for k, v in p.items():
         SETTINGS[k].check(k, v)
     if p["crop_size"] > p["stored_size"]:
@@ -189,15 +203,25 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def parse_flag_value(name: str, text: str):
+    """A setting's value from its command-line text: `None`/`none` for a setting that allows None, else
+    the setting's type (ValueError otherwise, which argparse reports as an invalid value)."""
+    s = SETTINGS[name]
+    if s.none_ok and text.strip().lower() == "none":
+        return None
+    return s.type(text)
+
+
 def setting_args(overrides: dict) -> list[str]:
-    """`wbcbench train` arguments that set `overrides` (None values, meaning "the profile's", are left out):
-    {"weight_decay": 0.01, "hflip": False} -> ["--weight-decay", "0.01", "--no-hflip"]."""
+    """`wbcbench train` arguments that set `overrides` (see `given` for None):
+    {"weight_decay": 0.01, "hflip": False, "train_subset_per_class": None}
+    -> ["--weight-decay", "0.01", "--no-hflip", "--train-subset-per-class", "None"]."""
     args = []
-    for k, v in overrides.items():
+    for k, v in given(overrides).items():
         v = check_setting(k, v)
         if v is None:
-            continue
-        if isinstance(v, bool):
+            args += [flag(k), "None"]
+        elif isinstance(v, bool):
             args.append(flag(k) if v else "--no-" + flag(k)[2:])
         elif isinstance(v, str):
             args += [flag(k), v]

@@ -1,8 +1,9 @@
-"""Training-time colour augmentations, done on the whole batch on the training device (issue 11's remedies).
+"""Training-time colour augmentations, done on the whole batch on the training device (the pretrained study's
+training-time remedies).
 
 Hook point: the loader's device step. A batch arrives there as uint8 NHWC; an augmentation maps it to uint8
 NHWC of the same shape, device and dtype, and the loader's fused Normalizer follows unchanged. Working on
-uint8 in and out keeps `augment="none"` bit-identical to runs made before this module (it returns its input),
+uint8 in and out keeps `augment="none"` bit-identical to training without augmentation (it returns its input),
 and the rounding back to 8 bits is the same a stored image has. Inside, the batch is float RGB in [0, 1].
 
 * `hed`: stain jitter in haematoxylin-eosin-DAB space (Tellez et al., IEEE TMI 37(9) 2018, "Whole-slide
@@ -26,7 +27,7 @@ and the rounding back to 8 bits is the same a stored image has. Inside, the batc
   Defaults 0.2 / 0.2 / 0.2 / 0.05 turn (18 degrees) are our choice, a moderate torchvision-style setting
   (factors in [0.8, 1.2]) of the size of the HED jitter's effect, not a published recipe.
 * `grayscale`: ITU-R BT.601 luma in all three channels (kornia.color.rgb_to_grayscale), with probability
-  p per image. The registry's `grayscale` is the issue's "grayscale input" arm: p = 1, and `applies_at_test`
+  p per image. The registry's `grayscale` is the pretrained study's "grayscale input" arm: p = 1, and `applies_at_test`
   says evaluation images must be converted the same way, since a colour test image would otherwise be a shift
   of its own. p < 1 is random grayscale, a training-time augmentation only.
 
@@ -54,6 +55,7 @@ DEFAULTS = {
     "hed": {"sigma": 0.05, "bias": 0.01},
     "colour": {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05},
     "grayscale": {"p": 1.0},
+    "scale": {"min_zoom": 0.5, "max_zoom": 2.0},
 }
 
 # Ruifrok & Johnston (2001) stain vectors (rows: haematoxylin, eosin, DAB) as skimage.color.rgb_from_hed.
@@ -151,6 +153,25 @@ def grayscale(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor
     return torch.where(mask.to(x.device)[:, None, None, None], luma, x)
 
 
+def border_colour(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3): the median colour of each image's one-pixel border (float NCHW), the slide around the cell."""
+    edge = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]], dim=-1)
+    return edge.median(dim=-1).values
+
+
+def zoom(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Each image (float NCHW) scaled by factors[b] about its centre, same size: > 1 enlarges a central crop,
+    < 1 shrinks the image onto its own border colour (bilinear; grid_sample fills outside with that colour)."""
+    b = x.shape[0]
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    inv = 1.0 / factors.to(x.device, x.dtype)
+    theta[:, 0, 0], theta[:, 1, 1] = inv, inv
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    fill = border_colour(x)[:, :, None, None]
+    out = torch.nn.functional.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (out + fill).clamp_(0.0, 1.0).contiguous(memory_format=torch.channels_last)
+
+
 def _uniform(gen: torch.Generator, shape, lo: float, hi: float) -> torch.Tensor:
     return torch.rand(shape, generator=gen, dtype=torch.float64).mul_(hi - lo).add_(lo).float()
 
@@ -174,8 +195,8 @@ class Augment:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.name not in AUGMENTATIONS:
-            raise unknown("augmentation", self.name, AUGMENTATIONS)
+        if self.name not in DEFAULTS:
+            raise unknown("augmentation", self.name, DEFAULTS)
         for k, v in self.params.items():
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise WbcError(f"augmentation {self.name!r}: {k} must be a finite number >= 0, got {v!r}")
@@ -183,6 +204,8 @@ class Augment:
             raise WbcError(f"augmentation 'grayscale': p must be in [0, 1], got {self.params['p']!r}")
         if self.name == "colour" and self.params.get("hue", 0.0) > 0.5:
             raise WbcError(f"augmentation 'colour': hue must be in [0, 0.5] turns, got {self.params['hue']!r}")
+        if self.name == "scale" and not 0 < self.params.get("min_zoom", 1) <= self.params.get("max_zoom", 1):
+            raise WbcError(f"augmentation 'scale': need 0 < min_zoom <= max_zoom, got {self.params}")
         if self.name in ("hed", "colour"):  # a multiplicative factor must stay positive
             for k in ("sigma", "brightness", "contrast", "saturation"):
                 if self.params.get(k, 0.0) >= 1:
@@ -202,6 +225,9 @@ class Augment:
         elif self.name == "colour":
             factors = [_uniform(gen, (b,), 1 - p[k], 1 + p[k]) for k in ("brightness", "contrast", "saturation")]
             out = colour_jitter(f, *factors, _uniform(gen, (b,), -p["hue"], p["hue"]))
+        elif self.name == "scale":
+            lo, hi = math.log(p["min_zoom"]), math.log(p["max_zoom"])
+            out = zoom(f, _uniform(gen, (b,), lo, hi).exp())
         else:
             pr = p.get("p", 1.0)
             out = grayscale(f, None if pr >= 1 else torch.rand(b, generator=gen, dtype=torch.float64) < pr)
@@ -228,10 +254,38 @@ class Augment:
         return self.name == "grayscale" and self.params.get("p", 1.0) >= 1
 
 
-def make_augment(name: str = "none", **params) -> Augment:
-    """The registry's augmentation `name` with its defaults, any of them overridden by `params`."""
+@dataclass(frozen=True)
+class Chain:
+    """Augmentations applied one after the other to each batch (`colour+scale`: scale, then colour, so the
+    margin a zoom adds is jittered with its image), drawing from one generator in that order."""
+
+    parts: tuple
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        for part in self.parts:
+            x = part(x, gen)
+        return x
+
+    def training_hook(self, seed: int):
+        return lambda epoch: partial(self.__call__, gen=epoch_generator(seed, epoch))
+
+    def test_hook(self):
+        return None
+
+    @property
+    def applies_at_test(self) -> bool:
+        return False
+
+
+def make_augment(name: str = "none", **params):
+    """The registry's augmentation `name` with its defaults, any of them overridden by `params`; a composite
+    name (`colour+scale`) chains its parts with their defaults."""
     if name not in AUGMENTATIONS:
         raise unknown("augmentation", name, AUGMENTATIONS)
+    if "+" in name:
+        if params:
+            raise WbcError(f"augmentation {name!r} is a chain; it takes no parameters")
+        return Chain(tuple(make_augment(part) for part in reversed(name.split("+"))))
     extra = set(params) - set(DEFAULTS[name])
     if extra:
         raise WbcError(f"augmentation {name!r} has no parameter {sorted(extra)[0]!r}; "

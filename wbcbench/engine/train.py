@@ -23,7 +23,7 @@ from wbcbench.core.classes import NUM_CLASSES
 from wbcbench.core.environment import environment
 from wbcbench.core.errors import WbcError
 from wbcbench.core.names import STANDARD, parse_adapt
-from wbcbench.core.profiles import check_seed, get_profile, recorded
+from wbcbench.core.profiles import check_seed, get_profile, given, recorded
 from wbcbench.data.cache import load_dataset
 from wbcbench.data.datasets import balanced_indices, get_dataset, parse_test_sets
 from wbcbench.engine.evaluate import EVAL_VERSION, evaluate_all
@@ -90,7 +90,7 @@ def build_config(model, profile, seed, train_set, test_sets, adapt, overrides, d
     seed = check_seed(seed)
     spec = models.get_model_config(model)
     # a model's own recipe (e.g. mixup for resnet50_gn_mixup) under the caller's overrides, checked as one
-    hp = get_profile(profile, **{**spec.train_overrides, **{k: v for k, v in overrides.items() if v is not None}})
+    hp = get_profile(profile, **{**spec.train_overrides, **given(overrides)})
     methods = parse_adapt(adapt)
     train_ds = get_dataset(train_set, data_root)
     tests = parse_test_sets(test_sets)

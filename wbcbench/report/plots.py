@@ -12,12 +12,29 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from wbcbench.analysis.verdict import METRIC_NAMES
 from wbcbench.core.classes import CLASSES
+from wbcbench.core.names import METHOD_NAMES
 from wbcbench.data.cache import load_images
 from wbcbench.data.domains import domain_sample
 from wbcbench.report.tables import ordered
 
 FONT = "DejaVu Sans"  # available wherever matplotlib/fontconfig is; vl-convert falls back otherwise
+FONT_SIZE = 12        # px at 100%: faceted charts are sized to the book's page column (about 730 px), so
+PANEL_WIDTH = 170     # they are shown unscaled and their text stays this size on the page
+
+
+def metric_title(metric: str) -> str:
+    """A metric's reader name, capitalised ('Balanced accuracy (classes with >= 5 images)')."""
+    name = METRIC_NAMES.get(metric, metric.replace("_", " "))
+    return name[:1].upper() + name[1:]
+
+
+def _fit(chart):
+    """Readable text on the page: one font size for axes, headers, legends and titles."""
+    return chart.configure_axis(labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE, labelLimit=220).configure_header(
+        labelFontSize=FONT_SIZE + 1, titleFontSize=FONT_SIZE + 1).configure_legend(
+        labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE).configure_title(fontSize=FONT_SIZE + 2, anchor="start")
 
 
 def _alt():
@@ -67,8 +84,8 @@ def colour_chart(stats: pd.DataFrame, x: str = "H", y: str = "S"):
     """Per-image mean colour of each domain (from domains.colour_stats): the domain shift is visible
     as separated clouds."""
     alt = _alt()
-    names = {"R": "mean red", "G": "mean green", "B": "mean blue", "H": "mean hue (degrees, 0 = red)", "S": "mean saturation",
-             "V": "mean value (brightness)"}
+    names = {"R": "mean red", "G": "mean green", "B": "mean blue", "H": "mean hue (degrees, 0 = red)",
+             "S": "mean saturation", "V": "mean value (brightness)"}
     return alt.Chart(stats).mark_circle(size=28, opacity=0.6).encode(
         x=alt.X(f"{x}:Q", title=names.get(x, x), scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=names.get(y, y), scale=alt.Scale(zero=False)),
@@ -150,27 +167,40 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 # Results
 
 
-def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy"):
-    """Mean ± Student-t 95% CI per model and test domain (from tables.summary_table), with the majority
-    baseline of each domain as a tick."""
+def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dict | None = None,
+                    columns: int = 3):
+    """Mean ± Student-t 95% CI per model, one panel per test domain (from tables.summary_table), with each
+    domain's chance level dashed: `chance` maps a test set to it (run_tables.chance_levels); for accuracy
+    it defaults to the majority-class share. Every layer reads the one data source of the facet, so each
+    panel draws its own domain's rows only; panels wrap after `columns` to fit the page column."""
     alt = _alt()
     s = summary.copy()
     s["mean"] = s[f"{metric}_mean"]
-    s["lo"] = s["mean"] - s[f"{metric}_ci95"].fillna(0)
-    s["hi"] = s["mean"] + s[f"{metric}_ci95"].fillna(0)
-    order = ordered(s["test_set"])
-    base = alt.Chart(s).encode(
-        y=alt.Y("model:N", sort=list(dict.fromkeys(s["model"])), title=None))
-    pts = base.mark_point(filled=True, size=50).encode(
-        x=alt.X("mean:Q", title=metric.replace("_", " "), scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%")), color=alt.Color("model:N", legend=None),
+    half = s[f"{metric}_ci95"].fillna(0)
+    s["lo"] = (s["mean"] - half).clip(lower=0.0)
+    s["hi"] = (s["mean"] + half).clip(upper=1.0)
+    if chance is None and metric == "accuracy":
+        chance = s.groupby("test_set")["majority_baseline"].first().to_dict()
+    s["chance"] = s["test_set"].map(chance or {}).astype(float)
+    models = list(dict.fromkeys(s["model"]))
+    name = metric_title(metric)
+    base = alt.Chart().encode(y=alt.Y("model:N", sort=models, title=None))
+    x = alt.X("mean:Q", title=name, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=name), x2="hi:Q",
+                                                 color=alt.Color("model:N", legend=None))
+    pts = base.mark_point(filled=True, size=60).encode(
+        x=x, color=alt.Color("model:N", legend=None),
         tooltip=["model", "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
-    bars = base.mark_rule().encode(x="lo:Q", x2="hi:Q", color=alt.Color("model:N", legend=None))
-    maj = alt.Chart(s.drop_duplicates("test_set")).mark_rule(strokeDash=[4, 3], color="gray").encode(
-        x="majority_baseline:Q")
-    return alt.layer(bars, pts, maj, data=s).facet(
-        column=alt.Column("test_set:N", sort=order, title=None)).properties(
-        title=f"{metric.replace('_', ' ').capitalize()}: mean ± 95% CI (Student t); dashed = majority baseline")
+    layers = [bars, pts]
+    if s["chance"].notna().any():
+        line = alt.Chart().encode(x=alt.X("chance:Q", aggregate="min", title=name))
+        layers += [line.mark_rule(strokeDash=[4, 3], color="gray"),
+                   line.mark_text(text="chance", align="left", baseline="top", dx=3, color="dimgray",
+                                  fontSize=FONT_SIZE - 1).encode(y=alt.value(1))]
+    return _fit(alt.layer(*layers, data=s).properties(width=PANEL_WIDTH, height=20 * max(1, len(models))).facet(
+        facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None), columns=columns)
+        .resolve_axis(x="independent").properties(title=alt.TitleParams(
+            name, subtitle="mean ± 95% CI over seeds" + ("; dashed: chance" if s["chance"].notna().any() else ""))))
 
 
 def bn_gap_chart(gaps: pd.DataFrame):
@@ -189,13 +219,16 @@ def bn_gap_chart(gaps: pd.DataFrame):
 def bn_mode_chart(acc: pd.DataFrame, metric: str = "balanced_accuracy"):
     """Accuracy per domain for standard BN, AdaBN and test-time batch statistics (from evaluate.compare_bn_modes)."""
     alt = _alt()
-    return alt.Chart(acc).mark_bar().encode(
-        x=alt.X("mode:N", title=None, sort=list(dict.fromkeys(acc["mode"]))),
-        y=alt.Y(f"{metric}:Q", title=metric.replace("_", " "), scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("mode:N", sort=list(dict.fromkeys(acc["mode"]))),
+    acc = acc.assign(mode=[METHOD_NAMES.get(m, m) for m in acc["mode"]])
+    modes = list(dict.fromkeys(acc["mode"]))
+    return _fit(alt.Chart(acc).mark_bar().encode(
+        x=alt.X("mode:N", title=None, sort=modes),
+        y=alt.Y(f"{metric}:Q", title=METRIC_NAMES.get(metric, metric), scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=alt.Color("mode:N", sort=modes, title="evaluation"),
         column=alt.Column("dataset:N", sort=list(dict.fromkeys(acc["dataset"])), title=None),
         tooltip=["dataset", "mode", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    ).properties(width=70, height=180)
+    ).properties(width=80, height=180))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -220,7 +253,7 @@ def learning_curves_chart(log: pd.DataFrame, title: str | None = None):
     return chart.properties(title=title) if title else chart
 
 
-def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
+def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 2):
     """Heatmaps of confusion matrices {title: 5x5 counts (rows true, columns predicted)}; colour is the
     row-normalised rate when `normalize` (recall on the diagonal), each cell shows its count."""
     alt = _alt()
@@ -242,41 +275,47 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 3):
         color=alt.Color(f"{value}:Q", title="row rate" if normalize else "count",
                         scale=alt.Scale(scheme="blues", domain=[0, 1]) if normalize else alt.Scale(scheme="blues")),
         tooltip=["test set", "true", "predicted", "count", alt.Tooltip("rate:Q", format=".2f")])
-    text = base.mark_text(fontSize=10).encode(
+    text = base.mark_text(fontSize=FONT_SIZE).encode(
         text="count:Q",
         color=alt.condition(f"datum.{value} > {0.6 if normalize else float(df['count'].max()) * 0.6}",
                             alt.value("white"), alt.value("black")))
-    return alt.layer(heat, text, data=df).properties(width=150, height=150).facet(
-        facet=alt.Facet("test set:N", sort=list(confusions), title=None), columns=columns)
+    return _fit(alt.layer(heat, text, data=df).properties(width=200, height=200).facet(
+        facet=alt.Facet("test set:N", sort=list(confusions), title=None,
+                        header=alt.Header(labelExpr="split(datum.value, ', ')")), columns=columns))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The CPU study (notebooks/06_cpu_study)
 
 
-def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc:test"):
-    """Drop of `metric` from `source` to each shifted domain per model: mean over seeds with its Student-t
-    95% CI as error bars (from study_tables.domain_drops); one panel per domain, a rule at zero."""
+def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc:test", columns: int = 2):
+    """Drop of `metric` from `source` to each shifted domain per model, in percentage points: mean over seeds
+    with its Student-t 95% CI as error bars (from run_tables.domain_drops); one panel per domain (wrapped
+    after `columns`), a rule at zero. Every layer reads the facet's one data source."""
     alt = _alt()
     d = drops.copy()
+    for c in ("drop_mean", "drop_ci95", "drop_lo", "drop_hi"):
+        d[f"{c}_pp"] = pd.to_numeric(d[c], errors="coerce") * 100
+    d["zero"] = 0.0
+    d["evaluation"] = [METHOD_NAMES.get(e, e) for e in d["eval_mode"]]
+    modes = [METHOD_NAMES.get(e, e) for e in dict.fromkeys(d["eval_mode"])]
     labels = list(dict.fromkeys(d["label"]))
     domains = list(dict.fromkeys(d["test_set"]))
+    lo, hi = min(0.0, float(d["drop_lo_pp"].min())), max(0.0, float(d["drop_hi_pp"].max()))
+    title = "drop (percentage points)"
     base = alt.Chart().encode(y=alt.Y("label:N", sort=labels, title=None))
     pts = base.mark_point(filled=True, size=50).encode(
-        x=alt.X("drop_mean:Q", title="drop (percentage points)", axis=alt.Axis(format="~%"),
-                scale=alt.Scale(domain=[min(0.0, float(d["drop_lo"].min())), max(0.0, float(d["drop_hi"].max()))],
-                                nice=True)),
-        color=alt.Color("eval_mode:N", title="evaluation", sort=["standard", "adabn"]),
-        tooltip=["label", "test_set", alt.Tooltip("drop_mean:Q", format=".3f"),
-                 alt.Tooltip("drop_ci95:Q", format=".3f"), "seeds"])
-    bars = base.mark_rule().encode(x="drop_lo:Q", x2="drop_hi:Q",
-                                   color=alt.Color("eval_mode:N", sort=["standard", "adabn"]))
-    d["zero"] = 0.0
-    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x="zero:Q")
-    return alt.layer(bars, pts, zero, data=d).properties(width=170, height=18 * max(1, len(labels))).facet(
-        column=alt.Column("test_set:N", sort=domains, title=None)).properties(
-        title=f"{metric.replace('_', ' ').capitalize()} drop from {source}: mean ± 95% CI over seeds "
-              "(Student t; no bar = 1 seed)")
+        x=alt.X("drop_mean_pp:Q", title=title, axis=alt.Axis(format="~r"), scale=alt.Scale(domain=[lo, hi], nice=True)),
+        color=alt.Color("evaluation:N", title="evaluation", sort=modes),
+        tooltip=["label", "test_set", alt.Tooltip("drop_mean_pp:Q", format=".1f", title="drop (pp)"),
+                 alt.Tooltip("drop_ci95_pp:Q", format=".1f", title="95% CI half-width (pp)"), "seeds"])
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("drop_lo_pp:Q", title=title), x2="drop_hi_pp:Q",
+                                                 color=alt.Color("evaluation:N", sort=modes))
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x=alt.X("zero:Q", title=title))
+    return _fit(alt.layer(bars, pts, zero, data=d).properties(width=PANEL_WIDTH, height=18 * max(1, len(labels))).facet(
+        facet=alt.Facet("test_set:N", sort=domains, title=None), columns=columns).resolve_axis(x="independent")
+        .properties(title=alt.TitleParams(f"{metric_title(metric)}: drop from {source}",
+                                          subtitle="mean ± 95% CI over seeds; no bar: one seed")))
 
 
 def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
@@ -297,8 +336,8 @@ def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
                                                        scale=alt.Scale(scheme="blues", domain=[0, 1])),
                             alt.value("#dddddd")),
         tooltip=["label", "test_set", "class", alt.Tooltip("recall:Q", format=".3f"), "seeds", "images"])
-    text = base.mark_text(fontSize=9).encode(
+    text = base.mark_text(fontSize=FONT_SIZE - 2).encode(
         text="text:N", color=alt.condition("datum.recall_fill > 0.6", alt.value("white"), alt.value("black")))
-    return alt.layer(heat, text, data=d).properties(width=200, height=16 * max(1, len(labels))).facet(
+    return _fit(alt.layer(heat, text, data=d).properties(width=200, height=18 * max(1, len(labels))).facet(
         facet=alt.Facet("test_set:N", sort=domains, title=None), columns=columns
-    ).properties(title="Per-class recall on the shifted domains (mean over seeds)")
+    ).properties(title="Per-class recall on the shifted domains (mean over seeds)"))

@@ -14,8 +14,19 @@ import pandas as pd
 
 from wbcbench.analysis.cpu_study import IN_DOMAIN, PRIMARY_METRIC, SHIFTED_DOMAINS, STUDY_MODELS
 from wbcbench.analysis.stats import mean_ci
+from wbcbench.analysis.verdict import variant
 from wbcbench.core.classes import CLASSES
-from wbcbench.report.tables import STANDARD, fmt_gain, label_by_domain, ordered, row_label, sort_rows, wide_table
+from wbcbench.core.profiles import setting
+from wbcbench.report.tables import (
+    STANDARD,
+    chance_level,
+    fmt_gain,
+    label_by_domain,
+    ordered,
+    row_label,
+    sort_rows,
+    wide_table,
+)
 from wbcbench.runs.collect import read_json, resolve_dir, run_records
 from wbcbench.runs.records import train_args
 from wbcbench.runs.rundir import adapt_methods, evaluations, is_done
@@ -136,6 +147,19 @@ def domain_class_counts(df: pd.DataFrame, domains=(IN_DOMAIN, *SHIFTED_DOMAINS))
     return pd.DataFrame(rows)
 
 
+def chance_levels(df: pd.DataFrame, metric: str = PRIMARY_METRIC) -> dict:
+    """{test set: the chance level of `metric` there} (tables.chance_level), from the class counts that one
+    evaluation of each test set recorded in its metrics.json; test sets without counts are left out."""
+    if df is None or not len(df):
+        return {}
+    out = {}
+    for t, g in df.groupby("test_set", sort=False):
+        level = chance_level(metric, _metrics(g["eval_dir"].iloc[0]).get("class_counts") or {})
+        if not math.isnan(level):
+            out[t] = level
+    return out
+
+
 def recall_by_class(df: pd.DataFrame, domains=SHIFTED_DOMAINS, eval_modes=(STANDARD, "adabn")) -> pd.DataFrame:
     """Long table: per model (x eval mode) x domain x class, the recall averaged over seeds and the number
     of seeds; a class absent from a domain has no recall (NaN) and its test-image count is 0."""
@@ -244,18 +268,23 @@ def pilot_table(pilot_dir, test_set: str = "pbc:val") -> pd.DataFrame:
 
 
 def study_rerun(runs_dir, out: str | None = None) -> pd.DataFrame:
-    """For every run directory under `runs_dir`: the CLI and papermill commands that redo it, rebuilt from
-    its config.json."""
+    """For every run directory under `runs_dir`: its model, variant (the model and its training augmentation,
+    as the studies name a trained network), seed, and the CLI and papermill commands that redo it, rebuilt
+    from its config.json. One row per variant is `drop_duplicates("variant")`."""
     out = out or str(runs_dir)
     rows = []
     for run, cfg in run_records(resolve_dir(runs_dir)):
         if cfg is None:
             continue
         cmds = rerun_commands(**{**train_args(cfg), "out": out, "data_root": None})
-        rows.append({"model": cfg.get("model"), "seed": cfg.get("seed"), "run": run.name,
+        rows.append({"model": cfg.get("model"), "variant": _variant(cfg), "seed": cfg.get("seed"), "run": run.name,
                      "done": is_done(run), "cli": cmds["cli"], "papermill": cmds["papermill"]})
-    df = pd.DataFrame(rows, columns=["model", "seed", "run", "done", "cli", "papermill"])
-    return sort_rows(df, STUDY_MODELS, then=("seed",))
+    df = pd.DataFrame(rows, columns=["model", "variant", "seed", "run", "done", "cli", "papermill"])
+    return sort_rows(df, STUDY_MODELS, then=("variant", "seed"))
+
+
+def _variant(cfg: dict) -> str:
+    return variant(cfg.get("model"), setting(cfg.get("hparams") or {}, "augment"))
 
 
 def _notebook_seconds(run: Path) -> float:
@@ -268,14 +297,15 @@ def _notebook_seconds(run: Path) -> float:
 
 
 def grid_time(runs_dir) -> pd.DataFrame:
-    """The measured compute of a grid's finished runs, per model and in total ('all'): runs, the median and
-    total wall time of a run's notebook (training and every evaluation, as papermill timed it) and the
-    training seconds of log.csv. On a shared machine the times include whatever else it was doing."""
+    """The measured compute of a grid's finished runs, per variant (the model and its training augmentation,
+    in column `model`) and in total ('all'): runs, the median and total wall time of a run's notebook
+    (training and every evaluation, as papermill timed it) and the training seconds of log.csv. On a shared
+    machine the times include whatever else it was doing."""
     rows = []
     for run, cfg in run_records(resolve_dir(runs_dir)):
         if cfg is None or not is_done(run):
             continue
-        rows.append({"model": cfg.get("model"), "run seconds": _notebook_seconds(run),
+        rows.append({"model": _variant(cfg), "run seconds": _notebook_seconds(run),
                      "training seconds": _training_seconds(run)[0]})
     cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)"]
     if not rows:
@@ -285,5 +315,5 @@ def grid_time(runs_dir) -> pd.DataFrame:
     def agg(g, name):
         return {"model": name, "runs": len(g), "median run (s)": g["run seconds"].median(),
                 "total (h)": g["run seconds"].sum() / 3600, "training total (h)": g["training seconds"].sum() / 3600}
-    out = [agg(g, m) for m, g in df.groupby("model", sort=False)] + [agg(df, "all")]
+    out = [agg(df[df["model"] == m], m) for m in ordered(df["model"], STUDY_MODELS)] + [agg(df, "all")]
     return pd.DataFrame(out, columns=cols)

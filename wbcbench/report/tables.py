@@ -3,13 +3,29 @@ over seeds, one wide model x domain table, and markdown without a tabulate depen
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pandas as pd
 
 from wbcbench.analysis.stats import mean_ci
+from wbcbench.core.metrics import MIN_CLASS_SUPPORT
 from wbcbench.core.names import DOMAIN_ORDER, METHOD_NAMES, STANDARD, ordered, row_label  # noqa: F401  (re-exported)
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy")
+
+#: Reader names of internal column and index names that would otherwise stand in a table's header; code and
+#: tests keep the internal names, `for_reader` swaps them when a table is shown.
+READER_NAMES = {"adabn": "AdaBN", "augment": "augmentation", "test_set": "test domain", "eval_mode": "evaluation",
+                "label_a": "recipe", "label_b": "against", "lr": "learning rate", "batch": "batch size",
+                "crop": "crop (px)", "in_paper": "in the paper", "n": "images", "balanced_accuracy_min5":
+                "balanced accuracy (classes with ≥ 5 images)", "balanced_accuracy": "balanced accuracy"}
+
+#: A cell written by fmt_ci or fmt_gain ('85.1 ± 1.2', '+2.1 [+0.3, +3.9]', '85.0 (1 seed, no CI)'): shown on
+#: one line (its spaces made non-breaking by to_markdown), so that a narrow column never splits a number
+#: from its interval.
+_INTERVAL_CELL = re.compile(r"[+-]?\d+(\.\d+)?( ± \d+(\.\d+)?| \[[+-]?\d+(\.\d+)?, [+-]?\d+(\.\d+)?\]"
+                            r"| \((1 seed, )?no CI\))")
 
 
 def _missing(v) -> bool:
@@ -48,6 +64,43 @@ def fmt_gain(d, lo, hi) -> str:
     if _missing(d):
         return "–"
     return f"{d * 100:+.1f} (no CI)" if _missing(lo) else f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+
+
+def pct(x, digits: int = 1) -> str:
+    """A fraction as a percentage for a table cell ('85.1'); '–' for none."""
+    return "–" if pd.isna(x) else f"{float(x) * 100:.{digits}f}"
+
+
+def for_reader(df: pd.DataFrame, percent=(), names: dict | None = None) -> pd.DataFrame:
+    """A table as the book shows it (a copy): the fraction columns `percent` in % with one decimal and their
+    header marked '(%)', and internal names (READER_NAMES, then `names`) replaced in the header and the
+    index name."""
+    if df is None or not len(df.columns):
+        return df
+    out = df.copy()
+    for c in percent:
+        out[c] = [pct(v) for v in out[c]]
+    rename = {**READER_NAMES, **(names or {})}
+    out.columns = [rename.get(c, c) + (" (%)" if c in percent else "") for c in out.columns]
+    if out.index.name is not None:
+        out.index.name = rename.get(out.index.name, out.index.name)
+    return out
+
+
+def chance_level(metric: str, class_counts: dict) -> float:
+    """What a classifier that ignores the image scores on a test set with these class counts: for the
+    balanced accuracies 1/K, K the classes with a test image (with at least MIN_CLASS_SUPPORT for
+    balanced_accuracy_min5, as wbcbench.core.metrics averages), which any constant prediction scores exactly
+    and random guessing in expectation; for accuracy the majority class's share. NaN for other metrics or
+    no images."""
+    counts = [int(v or 0) for v in (class_counts or {}).values()]
+    if not sum(counts):
+        return math.nan
+    if metric == "accuracy":
+        return max(counts) / sum(counts)
+    floor = {"balanced_accuracy": 1, "balanced_accuracy_min5": MIN_CLASS_SUPPORT}.get(metric)
+    k = sum(c >= floor for c in counts) if floor else 0
+    return 1.0 / k if k else math.nan
 
 
 def summarize(df: pd.DataFrame, metrics=("accuracy", "balanced_accuracy"), by=("model", "test_set", "eval_mode")):
@@ -109,13 +162,19 @@ def label_by_domain(rows: pd.DataFrame, cells) -> pd.DataFrame:
 
 
 def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A pipe table (no tabulate dependency), for IPython.display.Markdown in the book; None/NaN is '–'."""
+    """A pipe table (no tabulate dependency), for IPython.display.Markdown in the book; None/NaN is '–', a
+    'mean ± CI' or gain cell stays on one line."""
     if df is None or not len(df):
         return "_(empty)_"
     d = df.reset_index() if index else df
+    # float32 cells as numpy prints them (0.862), not widened to float64 (0.8619999885559082)
+    d = d.assign(**{c: [float(str(v)) for v in d[c].to_numpy()] for c in d.columns if d[c].dtype == np.float32})
 
     def esc(v) -> str:
-        return ("–" if _missing(v) else str(v)).replace("|", "\\|")
+        text = "–" if _missing(v) else str(v)
+        if _INTERVAL_CELL.fullmatch(text):
+            text = text.replace(" ", "\u00a0")
+        return text.replace("|", "\\|")
 
     head = "| " + " | ".join(esc(c) for c in d.columns) + " |"
     sep = "|" + "|".join("---" for _ in d.columns) + "|"

@@ -20,7 +20,7 @@ from wbcbench.analysis.verdict import (
     grid_progress,
 )
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
-from wbcbench.report.tables import fmt_gain
+from wbcbench.report.tables import fmt_gain, pct
 from wbcbench.sweep.grids import get_grid
 
 
@@ -77,14 +77,45 @@ def claim_sentences(v: pd.DataFrame) -> list[str]:
     return [claim_sentence(s, v) for _, s in claim_summary(v).iterrows()]
 
 
-def verdict_sentences(v: pd.DataFrame) -> str:
-    """Markdown: per claim its sentence, then one bullet per comparison."""
+def verdict_sentences(v: pd.DataFrame, claims: bool = True) -> str:
+    """Markdown: per claim its sentence, then one bullet per comparison, then holm_note. Without `claims`
+    (a page that shows claim_summary's table beside it) each claim's verdict is not repeated: its bullets
+    follow its id only."""
     out = []
     for _, s in claim_summary(v).iterrows():
-        out.append(claim_sentence(s, v) + "\n")
+        out.append((claim_sentence(s, v) if claims else f"**Claim ({s['claim']})**, every comparison:") + "\n")
         out += [f"- {comparison_sentence(r)}" for _, r in v[v["claim"] == s["claim"]].iterrows()]
         out.append("")
-    return "\n".join(out)
+    note = holm_note(v)
+    return "\n".join(out + ([note, ""] if note else []))
+
+
+def holm_note(v: pd.DataFrame) -> str:
+    """Why a comparison that several claims test has one p and a different Holm p in each: Holm adjusts
+    within each claim's family, the claim's tested comparisons. '' when no comparison is shared."""
+    key = ["label_a", "label_b"]
+    shared = v.groupby(key, sort=False)["claim"].unique()
+    shared = shared[shared.map(len) > 1]
+    if not len(shared):
+        return ""
+    parts = []
+    for (a, b), cl in shared.items():
+        rows = v[(v["label_a"] == a) & (v["label_b"] == b) & v["p_holm"].notna()]
+        text = f"{a} vs {b} is tested by claims " + " and ".join(f"({c})" for c in cl)
+        if len(rows):
+            ex = rows[rows["test_set"] == rows["test_set"].iloc[0]]
+            text += (f": on {ex['test_set'].iloc[0]} {_p('p', ex['p'].iloc[0])} in each, "
+                     + " and ".join(f"{_p('Holm p', h)} in ({c})" for c, h in zip(ex["claim"], ex["p_holm"])))
+        parts.append(text)
+    families = []
+    for c in dict.fromkeys(c for cl in shared for c in cl):
+        g = v[v["claim"] == c]
+        pairs = len(g[key].drop_duplicates())
+        families.append(f"claim ({c}) tests {int(g['p_holm'].notna().sum())} of its {len(g)} ({pairs} "
+                        f"comparison{'s' if pairs > 1 else ''} × {g['test_set'].nunique()} shifted domains)")
+    return ("**Why one comparison has several Holm p.** " + "; ".join(parts) + ". Holm adjusts each p within its "
+            "claim's family, the claim's tested comparisons (uninformative and undetermined ones left out): "
+            + ", ".join(families) + "; a larger family asks more of each p.")
 
 
 def progress_sentence(runs: pd.DataFrame, runs_dir, grid: str = cpu_study.GRID) -> str:
@@ -133,7 +164,18 @@ def recipe_tables(tests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cells = tests.assign(gain=[fmt_gain(e, lo, hi) for e, lo, hi in zip(tests["effect"], tests["lo"], tests["hi"])])
     order = list(pretrained_study.RECIPE_BY_LABEL)[1:]
     return tuple(cells.pivot(index="label_a", columns="test_set", values=v).reindex(order)[list(SHIFTED_DOMAINS)]
-                 for v in ("gain", "word"))
+                 .rename_axis(index="recipe", columns=None) for v in ("gain", "word"))
+
+
+def held_out_table(held: pd.DataFrame) -> pd.DataFrame:
+    """pretrained_study.held_out as the book shows it: scores in %, the gain as '+x [lo, hi]' (pp)."""
+    if held is None or not len(held):
+        return held
+    out = held.drop(columns=["gain", "lo", "hi"]).assign(score=[pct(x) for x in held["score"]],
+                                                         plain=[pct(x) for x in held["plain"]])
+    out.insert(out.columns.get_loc("plain") + 1, "gain over plain (pp) [95% CI]",
+               [fmt_gain(d, lo, hi) for d, lo, hi in zip(held["gain"], held["lo"], held["hi"])])
+    return out.rename(columns={"score": "chosen recipe's score (%)", "plain": "plain recipe's score (%)"})
 
 
 def recommendation_sentence(rec: dict) -> str:
@@ -143,5 +185,6 @@ def recommendation_sentence(rec: dict) -> str:
     if rec["recipe"] == row_label(*pretrained_study.PLAIN):
         return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
     words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in SHIFTED_DOMAINS)
-    return (f"the plan's rule chooses **{rec['recipe']}**, " + ("supported" if rec["supported"] else "not shown to help")
+    return (f"the plan's rule chooses **{rec['recipe']}**, "
+            + ("supported" if rec["supported"] else "not shown to help")
             + f" by the Holm-corrected tests against the plain recipe ({words}).")

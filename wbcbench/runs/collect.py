@@ -9,7 +9,7 @@ import pandas as pd
 
 from wbcbench.core.classes import CLASSES
 from wbcbench.core.errors import WbcError
-from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT, checkout
 from wbcbench.core.profiles import setting
 from wbcbench.core.project import REPO_BRANCH
 from wbcbench.runs.rundir import adapt_methods, is_done
@@ -19,12 +19,13 @@ SCALARS = ("n", "accuracy", "balanced_accuracy", "balanced_accuracy_min5", "macr
 
 
 def resolve_dir(path) -> Path:
-    """A results folder given relative to the working directory or, failing that, to the repository root
-    (notebooks execute in notebooks/, the CLI in the repository)."""
+    """A results folder given relative to the working directory or, failing that, to the checkout when the
+    package runs from one (notebooks execute in notebooks/); an installed package has only the former."""
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    return REPO_ROOT / p
+    root = checkout()
+    return p if root is None else root / p
 
 
 def read_json(path):
@@ -46,13 +47,16 @@ def run_records(root) -> list[tuple[Path, dict | None]]:
 
 
 def top_prediction_share(eval_dir) -> float | None:
-    """Share of the test images put into the most-predicted class, from eval/<folder>/predictions.csv
-    (column `prediction`); None without a readable file. The analysis plan's rule for a domain that cannot
-    inform a comparison reads it (a network that calls most cells one class)."""
+    """Share of the scored test images put into the most-predicted class, from eval/<folder>/predictions.csv
+    (column `prediction`; the images metrics.json lists as left out are not counted); None without a readable
+    file. The analysis plan's rule for a domain that cannot inform a comparison reads it (a network that calls
+    most cells one class)."""
     try:
-        pred = pd.read_csv(Path(eval_dir) / "predictions.csv", usecols=["prediction"])["prediction"]
+        pred = pd.read_csv(Path(eval_dir) / "predictions.csv", usecols=["path", "prediction"])
+        left_out = set((read_json(Path(eval_dir) / "metrics.json") or {}).get("left_out") or ())
     except (OSError, ValueError):
         return None
+    pred = pred.loc[~pred["path"].isin(left_out), "prediction"]
     return float(pred.value_counts().iloc[0] / len(pred)) if len(pred) else None
 
 
@@ -124,7 +128,8 @@ def run_index(results_dir, repo_url: str | None = None) -> pd.DataFrame:
         except ValueError:
             rel = run
         rows.append({
-            "run": run.name, "model": cfg.get("model"), "profile": cfg.get("profile"), "seed": cfg.get("seed"),
+            "run": run.name, "model": cfg.get("model"), "augment": setting(hp, "augment"),
+            "profile": cfg.get("profile"), "seed": cfg.get("seed"),
             "train": cfg.get("train"), "test": ", ".join(cfg.get("test") or []),
             "epochs": hp.get("epochs"), "lr": hp.get("lr"), "batch": hp.get("batch_size"),
             "crop": hp.get("crop_size"), "adabn": "adabn" in adapt_methods(cfg), "device": cfg.get("device"),

@@ -8,8 +8,8 @@ from wbcbench.runs.rundir import adapt_methods
 
 def train_args(config: dict) -> dict:
     """The `train.run()` keyword arguments that rebuild the run a config.json records: profile settings
-    that differ from the named profile become overrides; a legacy record's `adabn: true` becomes
-    adapt=["adabn"]. `weights` is the recorded file name (identity 2) or path (legacy records)."""
+    that differ from the named profile become overrides (None included: train_subset_per_class=None means
+    every image). `weights` is the recorded file name (identity 2) or path (legacy records)."""
     base = get_profile(config["profile"]) if config.get("profile") in PROFILES else {}  # defaults filled in
     overrides = {k: v for k, v in (config.get("hparams") or {}).items() if k in base and base[k] != v}
     return dict(model=config.get("model"), profile=config.get("profile"), seed=config.get("seed"),

@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import socket
 import subprocess
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from wbcbench.core.atomic import write_text
 from wbcbench.core.errors import WbcError
-from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.paths import REPO_ROOT, is_checkout
 
 DONE = "done"
 RUN_TOKEN_ENV = "WBCBENCH_RUN_TOKEN"
@@ -59,10 +58,8 @@ def run_name(config: dict) -> str:
 
 
 def adapt_methods(config: dict) -> list[str]:
-    """The test-time methods a run record asks for: `adapt`, or a legacy record's `adabn: true`."""
-    if "adapt" in config:
-        return list(config["adapt"] or [])
-    return ["adabn"] if config.get("adabn") else []
+    """The test-time methods a run record asks for (its `adapt`)."""
+    return list(config.get("adapt") or [])
 
 
 def is_done(run_dir: Path) -> bool:
@@ -109,16 +106,6 @@ def missing_evaluations(run_dir: Path, test_manifests: dict, modes, version=None
             or (version is not None and have[(t, m)][0].get("eval_version") != version)]
 
 
-def _is_this_project(top: Path) -> bool:
-    """The git work tree around the package is this project's (not, say, a user's repository that happens
-    to contain an installed copy): it holds wbcbench/ and a pyproject.toml naming wbcbench."""
-    try:
-        text = (top / "pyproject.toml").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r'^name\s*=\s*"wbcbench"', text, re.M)) and (top / "wbcbench").is_dir()
-
-
 def git_commit() -> dict:
     """The code version: commit hash and whether tracked files had uncommitted changes; both None when
     the package does not run from a git checkout of this project."""
@@ -128,7 +115,7 @@ def git_commit() -> dict:
     unknown = {"commit": None, "dirty": None}
     try:
         top = git("rev-parse", "--show-toplevel")
-        if not top or Path(top).resolve() != REPO_ROOT.resolve() or not _is_this_project(REPO_ROOT):
+        if not top or Path(top).resolve() != REPO_ROOT.resolve() or not is_checkout(REPO_ROOT):
             return unknown
         return {"commit": git("rev-parse", "HEAD") or None,
                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}

@@ -10,16 +10,31 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from importlib import resources
 from pathlib import Path
 
 from wbcbench.core.errors import WbcError, unknown
 from wbcbench.core.names import parse_adapt
-from wbcbench.core.paths import REPO_ROOT
-from wbcbench.core.profiles import PROFILES, check_seed, check_setting, get_profile, setting_args
+from wbcbench.core.paths import REPO_ROOT, checkout
+from wbcbench.core.profiles import PROFILES, check_seed, check_setting, get_profile, given, setting_args
 from wbcbench.data.datasets import parse_test_sets
 
-NOTEBOOK = REPO_ROOT / "notebooks" / "02_train_one_run.ipynb"
 KERNEL = "python3"
+
+
+def _training_notebook(name: str = "02_train_one_run.ipynb") -> Path:
+    """The training notebook the sweep executes. Its one source, notebooks/02_train_one_run.ipynb (a book
+    chapter too), is read in place when the package runs from a checkout (editable install, or a clone on
+    sys.path); a built package ships it as the package data of wbcbench._notebooks (pyproject.toml)."""
+    if (root := checkout()) is not None:
+        return root / "notebooks" / name
+    try:
+        return Path(str(resources.files("wbcbench._notebooks") / name))
+    except ModuleNotFoundError:  # built without it: the sweep names the missing file
+        return Path(__file__).resolve().parents[1] / "_notebooks" / name
+
+
+NOTEBOOK = _training_notebook()
 
 # -------------------------------------------------------------------------------- notebook parameters
 # The notebook's `parameters` cell, as (name, accepted types, description); the profile settings inside
@@ -35,7 +50,6 @@ PARAMETERS = (
     ("out", (str, os.PathLike), "the folder that holds run directories"),
     ("data_root", (str, os.PathLike, type(None)), "the data folder, or None for the default"),
     ("adapt", (str, list, tuple, type(None)), "comma-separated test-time methods, e.g. \"adabn,tent\""),
-    ("adabn", (bool,), "True or False (deprecated: use adapt=\"adabn\")"),
     ("resume", (bool,), "True or False"),
     ("progress", (bool,), "True or False"),
     ("weights", (str, os.PathLike, type(None)), "a local ImageNet state-dict file, or None"),
@@ -46,7 +60,7 @@ PARAMETERS = (
 def check_parameters(**params) -> dict:
     """The notebook's parameters, checked (types, seed, profile settings and their ranges, test sets,
     test-time methods); WbcError naming the culprit otherwise. Returns them with `test` and `adapt` as
-    lists (a legacy `adabn=True` folded into `adapt`) and `overrides` as a dict."""
+    lists and `overrides` as a dict."""
     spec = {name: (types, what) for name, types, what in PARAMETERS}
     for name, v in params.items():
         if name not in spec:
@@ -59,8 +73,8 @@ def check_parameters(**params) -> dict:
         check_seed(p["seed"])
     if "test" in p:
         p["test"] = parse_test_sets(p["test"])
-    if "adapt" in p or "adabn" in p:
-        p["adapt"] = with_legacy_adabn(p.get("adapt"), p.pop("adabn", False))
+    if "adapt" in p:
+        p["adapt"] = parse_adapt(p["adapt"])
     if "overrides" in p:
         overrides = dict(p["overrides"] or {})
         for k, v in overrides.items():
@@ -75,12 +89,6 @@ def check_parameters(**params) -> dict:
     return p
 
 
-def with_legacy_adabn(adapt, adabn: bool = False) -> list[str]:
-    """Test-time methods from `adapt`, plus those of the deprecated `adabn` flag (notebook parameter, CLI
-    flag) that older commands and executed notebooks still hold; names.parse_adapt maps the flag."""
-    return parse_adapt([*parse_adapt(adapt), *parse_adapt(adabn)])
-
-
 def run_arguments(params: dict) -> dict:
     """train.run's keyword arguments for checked notebook parameters (check_parameters)."""
     names = {"train": "train_set", "test": "test_sets"}
@@ -89,8 +97,9 @@ def run_arguments(params: dict) -> dict:
 
 
 def relative(path) -> str:
-    """`path` relative to the working directory, else to the repository, when it lies below one of them
-    (commands and notebooks must not record where this machine keeps things), else as given."""
+    """`path` relative to the working directory, else to the folder that holds the package (the checkout, or
+    site-packages, where an installed training notebook is wbcbench/_notebooks/...), when it lies below one
+    of them (commands and notebooks must not record where this machine keeps things), else as given."""
     p = Path(path).resolve()
     for base in (Path.cwd(), REPO_ROOT):
         try:
@@ -116,7 +125,7 @@ def rerun_commands(model, profile, seed, train_set, test_sets, out, data_root=No
     the same checked values, and the CLI's flags from profiles.SETTINGS, so `wbcbench train` accepts
     every command printed here."""
     seed, tests, methods = check_seed(seed), ",".join(parse_test_sets(test_sets)), ",".join(parse_adapt(adapt))
-    overrides = {k: check_setting(k, v) for k, v in overrides.items() if v is not None}
+    overrides = {k: check_setting(k, v) for k, v in given(overrides).items()}
     pm = ["papermill", relative(notebook or NOTEBOOK), str(output or "executed.ipynb"), "-k", KERNEL,
           "-p", "model", model, "-p", "profile", profile, "-p", "seed", str(seed), "-p", "train", train_set,
           "-p", "test", tests, "-p", "out", str(out)]

@@ -1,0 +1,38 @@
+"""Runs are listed and counted per trained network, the model with its training augmentation
+(wbcbench.analysis.verdict.variant): four Lite0 arms of one seed never pass for one."""
+from __future__ import annotations
+
+import json
+
+from runfolders import eye, write_run
+
+from wbcbench.report import run_tables
+from wbcbench.runs.collect import run_index
+
+
+def lite0_arms(root):
+    """Seeds 0 and 1 of plain Lite0 (runs of 100 s) and of Lite0 trained with HED jitter (200 s), each arm in its
+    own folder."""
+    for arm, hp, secs in (("plain", {}, 100.0), ("hed", {"augment": "hed"}, 200.0)):
+        for seed in (0, 1):
+            run = write_run(root / arm, "efficientnet_lite0", seed, {"bccd": (0.5, eye(1))}, hparams=hp)
+            (run / "notebook.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": secs}}}))
+
+
+def test_rerun_commands_and_timing_are_per_variant(tmp_path):
+    lite0_arms(tmp_path)
+    rerun = run_tables.study_rerun(tmp_path, out="results/x")
+    assert list(zip(rerun["variant"], rerun["seed"])) == [("efficientnet_lite0", 0), ("efficientnet_lite0", 1),
+                                                          ("efficientnet_lite0+hed", 0), ("efficientnet_lite0+hed", 1)]
+    one = rerun.drop_duplicates("variant").set_index("variant")["cli"]
+    assert "--augment" not in one["efficientnet_lite0"] and "--augment hed" in one["efficientnet_lite0+hed"]
+    timing = run_tables.grid_time(tmp_path).set_index("model")
+    assert timing["runs"].to_dict() == {"efficientnet_lite0": 2, "efficientnet_lite0+hed": 2, "all": 4}
+    assert timing["median run (s)"].to_dict() == {"efficientnet_lite0": 100.0, "efficientnet_lite0+hed": 200.0,
+                                                  "all": 150.0}
+
+
+def test_runs_appendix_names_the_augmentation(tmp_path):
+    lite0_arms(tmp_path)
+    idx = run_index(tmp_path)
+    assert sorted(zip(idx["augment"], idx["seed"])) == [("hed", 0), ("hed", 1), ("none", 0), ("none", 1)]
