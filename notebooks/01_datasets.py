@@ -24,7 +24,9 @@
 #
 # 1. how many images of each class every domain has, counted from the files on disk;
 # 2. what the cells look like in each domain;
-# 3. how far apart the domains are in simple colour statistics.
+# 3. how far apart the domains are in simple colour statistics;
+# 4. how large the cells are in each domain's images;
+# 5. which images of the training domain's evaluation splits repeat a training image, and are left out.
 #
 # Every number below is computed by the `wbcbench` package from the images on disk; nothing is typed in
 # by hand. The class imbalance of several test domains (BCCD is 59% Neutrophil) is why the later chapters
@@ -58,15 +60,18 @@ thumb_size = 64       # side (px) of the sample-cell thumbnails
 grid_per_class = 2    # sample cells per class and domain in the grid
 colour_size = 32      # images are decoded at this size for the colour statistics
 colour_per_class = 20 # class-balanced sample per domain for the colour statistics
+scale_size = 96       # images are measured as the pretrained studies see them (96 px crops of 110 px images)
+scale_per_class = 40  # class-balanced sample per domain for the cell-scale measurement
 
 # %%
 # ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
 from wbcbench.core.classes import CLASSES
+from wbcbench.data import duplicates
 from wbcbench.data.datasets import DATASETS
 from wbcbench.data.domains import available_domains, class_counts_table, colour_stats, colour_summary
-from wbcbench.report import plots
+from wbcbench.report import plots, scale_plots
 from wbcbench.report.tables import for_reader, to_markdown
 
 # %% [markdown]
@@ -128,3 +133,52 @@ plots.show(plots.colour_chart(stats, "H", "S"))
 
 # %% mystnb={"figure": {"caption": "Mean red, green and blue intensity of each domain's sampled images.", "name": "fig-rgb"}, "image": {"alt": "Grouped bars, one panel per domain: the mean red, green and blue intensity of its images."}}
 plots.show(plots.rgb_profile_chart(stats))
+
+# %% [markdown]
+# ## How large the cells are
+#
+# Domains differ in magnification and cropping as well as in colour. BCCD and JTSC images are cut tight
+# around the cell, while a PBC image shows the cell among red cells: at the same crop a network sees a
+# BCCD cell about twice as large as the PBC cells it was trained on. The measurement uses no labels: the
+# stained nucleus is found in each image as the pixels that are both saturated and dark (above the image's
+# own Otsu threshold), the central component with its lobes is kept, and the longer side of its bounding
+# box is taken as a fraction of the image side (`wbcbench.data.scale`). The figure below draws what was
+# measured on a few cells of each domain, so the measurement can be checked by eye; a domain's scale is the
+# median over its images, robust to the cells where a red cell or a missed lobe fools the threshold. The
+# `scale` test-time method rescales a domain's images by the ratio in the last column.
+
+# %%
+extents = scale_plots.domain_extents(["pbc:train", *domains], size=scale_size, per_class=scale_per_class,
+                                     data_root=data_root)
+scales = scale_plots.scale_summary(extents)
+Markdown(to_markdown((scales[["images"]].join(scales[["median", "q25", "q75"]] * 100).round(1)
+                      .join(scales[["rescaling factor"]].round(2))
+                      .rename(columns={"median": "median extent (%)", "q25": "25th pct (%)", "q75": "75th pct (%)"})
+                      .rename_axis("domain")), index=True))
+
+# %%
+assert set(scales.index) == {"pbc:train", *domains}
+assert scales["median"].between(0.1, 0.9).all() and scales.loc["pbc:train", "rescaling factor"] == 1
+
+# %% mystnb={"figure": {"caption": "Nucleus extent per domain, as a percentage of the image side: PBC's cells fill about a third of the side, BCCD's about two thirds.", "name": "fig-scale"}, "image": {"alt": "Horizontal box plots of nucleus extent per domain, from about 30 to 70 percent of the image side."}}
+plots.show(scale_plots.scale_chart(extents))
+
+# %% mystnb={"figure": {"caption": "What the scale measurement sees: six cells per domain with the nucleus it found tinted green and boxed.", "name": "fig-scale-overlay"}, "image": {"alt": "A grid of cells, one row per domain, each with its detected nucleus tinted green inside a green box."}}
+scale_plots.overlay_grid(domains, per_domain=6, size=scale_size, data_root=data_root)
+
+# %% [markdown]
+# ## Duplicates left out of evaluation
+#
+# The shipped manifests carry an md5 for every image, so exact duplicates are found without looking at
+# pixels. Evaluation sets leave out (book/analysis_plan.md, second addendum) every `pbc:val` or `pbc:test`
+# image whose bytes equal a `pbc:train` image's — the network has seen it — and both images of a pair that
+# appears under two labels. Predictions are still made for them; only the metrics leave them out, in every
+# committed run (rescored from its predictions).
+
+# %%
+left_out = duplicates.excluded(data_root)
+Markdown(to_markdown(left_out.rename(columns={"split": "evaluation set", "path": "image", "reason": "why"})))
+
+# %%
+assert set(left_out["split"]) <= {"pbc:val", "pbc:test"}
+

@@ -50,7 +50,7 @@ def test_learns_and_writes_a_complete_run(run_a):
     assert list(log.epoch) == [1, 2, 3]
     assert log.train_loss.iloc[-1] < log.train_loss.iloc[0]
     m = metrics(run_a)
-    assert m["n"] == 3099 and m["test_set"] == "pbc:test" and m["eval_mode"] == "standard"
+    assert m["n"] == 3099 - len(m["left_out"]) == 3094 and m["test_set"] == "pbc:test" and m["eval_mode"] == "standard"
     assert m["accuracy"] > m["majority_baseline"] + 0.10, m
     cfg = json.loads((run_a / "config.json").read_text())
     assert cfg["seed"] == 3 and cfg["hparams"]["epochs"] == 3 and len(cfg["train_manifest"]) >= 16
@@ -179,7 +179,7 @@ def test_a_test_set_whose_files_changed_is_evaluated_again(small, data_root, tmp
     shutil.copytree(small, d)
     args = dict(SMALL, test_sets=["cellavision", str(folder)])
     run(out=out, data_root=data_root, **args)
-    mine = next(p for p in (d / "eval").iterdir() if p.name.endswith("mycells"))
+    mine = next(p for p in (d / "eval").iterdir() if p.name.startswith("mycells-"))
     assert ":" not in mine.name and json.loads((mine / "metrics.json").read_text())["n"] == 6
     untouched = _stamp(d / "eval" / "cellavision" / "metrics.json")
     _folder_test_set(folder, data_root, 8)  # two more images: another manifest
