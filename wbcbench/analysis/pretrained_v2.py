@@ -9,12 +9,11 @@ import pandas as pd
 
 from wbcbench.analysis import recipes
 from wbcbench.analysis.bootstrap import paired_interval, read_predictions
+from wbcbench.analysis.pretrained_study import BASE, LITE
 from wbcbench.analysis.verdict import SCORE, TEST_TIME, Claim, grid_runs, variant, verdict_table
 from wbcbench.core.names import SHIFTED_DOMAINS, STANDARD
 
 GRID = "cpu-pretrained-v2"
-LITE = tuple(f"efficientnet_lite{v}" for v in (0, 1, 2))
-BASE = "efficientnet_lite0"
 CLAIMS = (
     Claim("V1", "BN frozen at ImageNet statistics scores higher on the new domain than BN fine-tuned", SCORE,
           tuple((f"{m}_freezebn", STANDARD, m, STANDARD) for m in LITE)),

@@ -236,7 +236,7 @@ def _train_claimed(net, config, run_dir, dev, resume, data_root, quiet, bars, de
 
 def train_subset(labels, hp: dict, seed: int) -> np.ndarray:
     """Positions of the training images: `train_subset_per_class` per class (all when None), drawn with the
-    run's seed, so seeds differ in their data too (issue 10; seed 0 draws what every run drew before)."""
+    run's seed, so seeds differ in their data too."""
     per_class = hp.get("train_subset_per_class")
     return balanced_indices(labels, per_class, seed=seed) if per_class else np.arange(len(labels))
 

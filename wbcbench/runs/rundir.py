@@ -30,7 +30,7 @@ RUN_TOKEN_ENV = "WBCBENCH_RUN_TOKEN"
 IDENTITY = 2  # config.json key "identity": how the run name is derived (absent: the legacy rule)
 # Bump when a change is meant to move training results (same config, other network): runs of another version
 # get other names, so they are never mistaken for each other, and tests/test_reproduce.py retrains the
-# committed runs of this version. 1: issue 10 (training subsets drawn with the run's seed).
+# committed runs of this version. 1: training subsets drawn with the run's seed.
 TRAIN_VERSION = 1
 TRAIN_KEYS = ("identity", "train_version", "model", "model_kwargs", "profile", "hparams", "seed", "train",
               "train_manifest")
