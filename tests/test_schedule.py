@@ -13,6 +13,7 @@ from torch import nn
 from wbcbench.core.errors import WbcError
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
+from wbcbench.data.sources import DATASETS
 from wbcbench.engine.fit import lr_factor, make_optimizer
 
 
@@ -71,8 +72,12 @@ def test_committed_logs_record_these_rates():
     # the pilot (legacy records) and the rerun grid both count; the grid grows as the sweep resumes
     assert {p.parent.parent.name for p in logs} >= {"cpu", "cpu-pilot"} and len(logs) >= 4, logs
     for p in logs:
-        hp = json.loads((p.parent / "config.json").read_text())["hparams"]
-        per_epoch = 5 * hp["train_subset_per_class"] // hp["batch_size"]  # PBC has every class >= the subset
+        cfg = json.loads((p.parent / "config.json").read_text())
+        hp = cfg["hparams"]
+        # PBC has every class >= the subset; without one, the whole training split (its registered size)
+        n = 5 * hp["train_subset_per_class"] if hp.get("train_subset_per_class") else \
+            DATASETS[cfg["train"]].expected_total
+        per_epoch = n // hp["batch_size"]
         total, warm = hp["epochs"] * per_epoch, hp["warmup_epochs"] * per_epoch
         log = pd.read_csv(p)
         want = [hp["lr"] * lr_factor(e * per_epoch, total, warm) for e in log["epoch"]]
