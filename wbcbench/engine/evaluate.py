@@ -114,8 +114,7 @@ def method_probabilities(net: nn.Module, method: str, images, hp: dict, device, 
 
     def loader(model, imgs, order=None, batch_size=None):
         h = hp if batch_size is None else dict(hp, eval_batch_size=batch_size)
-        return eval_loader(model, imgs, labels if len(imgs) == len(labels) else np.zeros(len(imgs), np.int64), h,
-                           device, order)
+        return eval_loader(model, imgs, labels, h, device, order)  # image methods keep every image, in order
 
     def run(forward, batches, amp=True):
         return predict(forward, batches, device, quiet, desc, amp)
