@@ -54,7 +54,7 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 data_root = None      # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./data
 thumb_size = 64       # side (px) of the sample-cell thumbnails
 grid_per_class = 2    # sample cells per class and domain in the grid
@@ -63,7 +63,7 @@ colour_per_class = 20 # class-balanced sample per domain for the colour statisti
 scale_size = 96       # images are measured as the pretrained studies see them (96 px crops of 110 px images)
 scale_per_class = 40  # class-balanced sample per domain for the cell-scale measurement
 
-# %%
+# %% tags=["hide-input"]
 # ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
@@ -80,12 +80,12 @@ from wbcbench.report.tables import for_reader, to_markdown
 # The domains available on this machine (the paper's Raabin-WBC and its exact LISC crops are supported
 # but must be downloaded by the user, see the data chapter):
 
-# %%
+# %% tags=["hide-input"]
 domains = available_domains(data_root)
 counts = class_counts_table(domains, data_root)
 Markdown(to_markdown(counts))
 
-# %%
+# %% tags=["hide-input"]
 assert len(domains) >= 1, "no dataset found: set data_root"
 assert (counts[list(CLASSES)].sum(axis=1) == counts["total"]).all()
 for name, row in counts.set_index("dataset").iterrows():  # the files on disk match the registry
@@ -93,7 +93,7 @@ for name, row in counts.set_index("dataset").iterrows():  # the files on disk ma
     if spec.expected_total is not None:
         assert row["total"] == spec.expected_total, (name, row["total"], spec.expected_total)
 
-# %% mystnb={"figure": {"caption": "Class composition of each domain: the share of its images in each of the five classes.", "name": "fig-class-counts"}, "image": {"alt": "Stacked horizontal bars, one per domain, split by the share of each white-blood-cell class."}}
+# %% mystnb={"figure": {"caption": "Class composition of each domain: the share of its images in each of the five classes.", "name": "fig-class-counts"}, "image": {"alt": "Stacked horizontal bars, one per domain, split by the share of each white-blood-cell class."}} tags=["hide-input"]
 plots.show(plots.class_counts_chart(counts))
 
 # %% [markdown]
@@ -103,11 +103,11 @@ plots.show(plots.class_counts_chart(counts))
 # Staining colour, background, magnification and cropping differ visibly between rows; the class is
 # what a model should recognise *across* rows.
 
-# %% mystnb={"figure": {"caption": "Sample cells: one row per domain, two cells of each class (a gap: the domain has fewer images of that class).", "name": "fig-sample-cells"}, "image": {"alt": "A grid of small white-blood-cell images, one row per domain and two columns per class, showing how staining and cropping differ between domains."}}
+# %% mystnb={"figure": {"caption": "Sample cells: one row per domain, two cells of each class (a gap: the domain has fewer images of that class).", "name": "fig-sample-cells"}, "image": {"alt": "A grid of small white-blood-cell images, one row per domain and two columns per class, showing how staining and cropping differ between domains."}} tags=["hide-input"]
 grid = plots.sample_grid(domains, per_class=grid_per_class, size=thumb_size, data_root=data_root)
 grid
 
-# %%
+# %% tags=["hide-input"]
 assert grid.png.startswith(b"\x89PNG")
 
 # %% [markdown]
@@ -119,19 +119,19 @@ assert grid.png.startswith(b"\x89PNG")
 # statistics learned on one domain (batch normalisation) sees different statistics on the others, which the
 # BN chapter measures inside the network.
 
-# %%
+# %% tags=["hide-input"]
 stats = colour_stats(domains, size=colour_size, per_class=colour_per_class, data_root=data_root)
 summary = colour_summary(stats)
 Markdown(to_markdown(for_reader(summary.round(3))))
 
-# %%
+# %% tags=["hide-input"]
 assert set(summary["dataset"]) == set(domains)
 assert stats[["R", "G", "B", "S", "V"]].apply(lambda c: c.between(0, 1).all()).all()
 
-# %% mystnb={"figure": {"caption": "Mean hue and saturation of each sampled image, coloured by domain: each domain forms its own cloud.", "name": "fig-colour"}, "image": {"alt": "Scatter plot of per-image mean hue against mean saturation, one colour per domain, showing separated clusters."}}
+# %% mystnb={"figure": {"caption": "Mean hue and saturation of each sampled image, coloured by domain: each domain forms its own cloud.", "name": "fig-colour"}, "image": {"alt": "Scatter plot of per-image mean hue against mean saturation, one colour per domain, showing separated clusters."}} tags=["hide-input"]
 plots.show(plots.colour_chart(stats, "H", "S"))
 
-# %% mystnb={"figure": {"caption": "Mean red, green and blue intensity of each domain's sampled images.", "name": "fig-rgb"}, "image": {"alt": "Grouped bars, one panel per domain: the mean red, green and blue intensity of its images."}}
+# %% mystnb={"figure": {"caption": "Mean red, green and blue intensity of each domain's sampled images.", "name": "fig-rgb"}, "image": {"alt": "Grouped bars, one panel per domain: the mean red, green and blue intensity of its images."}} tags=["hide-input"]
 plots.show(plots.rgb_profile_chart(stats))
 
 # %% [markdown]
@@ -147,7 +147,7 @@ plots.show(plots.rgb_profile_chart(stats))
 # median over its images, robust to the cells where a red cell or a missed lobe fools the threshold. The
 # `scale` test-time method rescales a domain's images by the ratio in the last column.
 
-# %%
+# %% tags=["hide-input"]
 extents = scale_plots.domain_extents(["pbc:train", *domains], size=scale_size, per_class=scale_per_class,
                                      data_root=data_root)
 scales = scale_plots.scale_summary(extents)
@@ -156,14 +156,14 @@ Markdown(to_markdown((scales[["images"]].join(scales[["median", "q25", "q75"]] *
                       .rename(columns={"median": "median extent (%)", "q25": "25th pct (%)", "q75": "75th pct (%)"})
                       .rename_axis("domain")), index=True))
 
-# %%
+# %% tags=["hide-input"]
 assert set(scales.index) == {"pbc:train", *domains}
 assert scales["median"].between(0.1, 0.9).all() and scales.loc["pbc:train", "rescaling factor"] == 1
 
-# %% mystnb={"figure": {"caption": "Nucleus extent per domain, as a percentage of the image side: PBC's cells fill about a third of the side, BCCD's about two thirds.", "name": "fig-scale"}, "image": {"alt": "Horizontal box plots of nucleus extent per domain, from about 30 to 70 percent of the image side."}}
+# %% mystnb={"figure": {"caption": "Nucleus extent per domain, as a percentage of the image side, measured without labels (box: quartiles over the sampled cells).", "name": "fig-scale"}, "image": {"alt": "Horizontal box plots of nucleus extent per domain, as a percentage of the image side; the table above gives each domain's median."}} tags=["hide-input"]
 plots.show(scale_plots.scale_chart(extents))
 
-# %% mystnb={"figure": {"caption": "What the scale measurement sees: six cells per domain with the nucleus it found tinted green and boxed.", "name": "fig-scale-overlay"}, "image": {"alt": "A grid of cells, one row per domain, each with its detected nucleus tinted green inside a green box."}}
+# %% mystnb={"figure": {"caption": "What the scale measurement sees: six cells per domain with the nucleus it found tinted green and boxed.", "name": "fig-scale-overlay"}, "image": {"alt": "A grid of cells, one row per domain, each with its detected nucleus tinted green inside a green box."}} tags=["hide-input"]
 scale_plots.overlay_grid(domains, per_domain=6, size=scale_size, data_root=data_root)
 
 # %% [markdown]
@@ -175,10 +175,10 @@ scale_plots.overlay_grid(domains, per_domain=6, size=scale_size, data_root=data_
 # appears under two labels. Predictions are still made for them; only the metrics leave them out, in every
 # committed run (rescored from its predictions).
 
-# %%
+# %% tags=["hide-input"]
 left_out = duplicates.excluded(data_root)
 Markdown(to_markdown(left_out.rename(columns={"split": "evaluation set", "path": "image", "reason": "why"})))
 
-# %%
+# %% tags=["hide-input"]
 assert set(left_out["split"]) <= {"pbc:val", "pbc:test"}
 

@@ -71,6 +71,7 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 import json
 import warnings
 from pathlib import Path
@@ -144,7 +145,7 @@ assert config["model"] == model and config["seed"] == seed and config["profile"]
 #
 # Training loss and accuracy per epoch (on the augmented training crops), from the run's `log.csv`.
 
-# %%
+# %% mystnb={"figure": {"caption": "Training loss and training accuracy per epoch of this run, on its augmented training crops.", "name": "fig-learning-curves"}, "image": {"alt": "Two line charts over the epochs: the training loss falling and the training accuracy rising."}}
 log = pd.read_csv(run_dir / "log.csv")
 assert len(log) == config["hparams"]["epochs"] and log["train_loss"].notna().all()
 plots.show(plots.learning_curves_chart(log, title=run_dir.name))
@@ -173,7 +174,7 @@ table[["test_set", "eval_mode", "n", "accuracy", "balanced_accuracy", "macro_f1"
 # Rows are the true classes, columns the predictions; each row is normalised to 1 (recall on the
 # diagonal), and the count is printed in every cell.
 
-# %%
+# %% mystnb={"figure": {"caption": "Confusion matrices of this run on each test domain: rows are the true classes, columns the predictions, each row normalised to 1 (recall on the diagonal), the count in every cell.", "name": "fig-confusion"}, "image": {"alt": "A grid of confusion matrices, one per test domain and test-time method, five classes by five, shaded by the share of each true class predicted as each class."}}
 confusions = {f"{r.test_set} ({r.eval_mode})" if r.eval_mode != "standard" else r.test_set:
               json.loads((Path(r.eval_dir) / "metrics.json").read_text())["confusion"]
               for r in table.itertuples()}

@@ -46,11 +46,11 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=[])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 runs_dir = "results/cpu"  # relative to the working directory or, failing that, the repository
 profile = "cpu"           # keep runs of this training profile only (None: all)
 
-# %%
+# %% tags=["hide-input"]
 # ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
@@ -72,20 +72,21 @@ Markdown(f"**{runs['run_dir'].nunique() if have_runs else 0} finished runs** of 
 # %% [markdown]
 # ## Accuracy (%), mean ± 95% CI (Student t) over seeds
 
-# %%
+# %% tags=["hide-input"]
 acc = wide_table(summary, "accuracy")
 Markdown(to_markdown(acc, index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ## Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
 
-# %%
-bal = wide_table(summary, "balanced_accuracy")
+# %% tags=["hide-input"]
+chance = run_tables.chance_levels(runs, "balanced_accuracy") if have_runs else {}
+bal = wide_table(summary, "balanced_accuracy", chance=chance)
 Markdown(to_markdown(bal, index=True) if have_runs else "_no runs yet_")
 
-# %%
+# %% tags=["hide-input"]
 if have_runs:
-    assert list(acc.index)[-1] == "majority baseline"
+    assert list(acc.index)[-1] == "majority baseline" and list(bal.index)[-1] == "chance (1/classes)"
     assert set(acc.index[:-1]) == set(summary["model"])
     assert ((summary["accuracy_mean"] >= 0) & (summary["accuracy_mean"] <= 1)).all()
     assert (summary["seeds"] >= 1).all()
@@ -97,12 +98,11 @@ else:
 # balanced accuracy, 1/K over its K classes with a test image: what a classifier that ignores the image
 # scores there.
 
-# %% mystnb={"figure": {"caption": "Balanced accuracy of each model on each test domain: mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-benchmark"}, "image": {"alt": "Dot plot, one panel per test domain: each model's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}}
-chance = run_tables.chance_levels(runs, "balanced_accuracy") if have_runs else {}
+# %% mystnb={"figure": {"caption": "Balanced accuracy of each model on each test domain: mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-benchmark"}, "image": {"alt": "Dot plot, one panel per test domain: each model's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}} tags=["hide-input"]
 (plots.show(plots.benchmark_chart(summary, "balanced_accuracy", chance)) if have_runs
  else Markdown("_no chart: no runs yet_"))
 
-# %%
+# %% tags=["hide-input"]
 if have_runs:  # every domain drawn has its chance level, 1/K for K classes present
     assert set(chance) >= set(summary["test_set"]) and all(1 / 5 <= c <= 1 for c in chance.values())
 
@@ -115,14 +115,14 @@ if have_runs:  # every domain drawn has its chance level, 1/K for K classes pres
 # delta = ours - paper in percentage points. Runs of another profile are not comparable, so no delta is
 # shown for them.
 
-# %%
+# %% tags=["hide-input"]
 cpu = get_profile("cpu")
 Markdown(f"The CPU study trains on PBC (`pbc:train`) with {cpu['crop_size']} px crops for {cpu['epochs']} "
          f"epochs, the paper on Raabin-WBC at {get_profile('paper')['crop_size']} px."
          + (" This page shows the `paper` profile's runs." if profile == "paper" else
             f" This page shows the `{profile}` profile's runs, so the table gives the paper's numbers alone."))
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper":
     table = compare_with_paper(summary)
 else:
@@ -130,5 +130,5 @@ else:
                                              "accuracy_ci95": "paper 95% CI"})
 Markdown(to_markdown(for_reader(table)))
 
-# %%
+# %% tags=["hide-input"]
 assert len(table) == len(load_published())

@@ -61,7 +61,7 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 checkpoint = "auto"        # a run directory or model.pt; "auto": the CPU study's resnet18_bn seed 0 (its
                            # model.pt if on disk, else retrained from its config.json); None: a smoke run
 study_dir = "results/cpu"  # the CPU study's run folders
@@ -72,7 +72,7 @@ per_class = 40             # class-balanced subset of each test domain (None: al
 data_root = None
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 # ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 import itertools
 import tempfile
@@ -107,7 +107,7 @@ Markdown(f"Network analysed: {provenance or f'`{checkpoint}`'}. Model `{cfg['mod
          f"`{cfg['profile']}`, trained on `{cfg['train']}`), {len(bn.bn_layers(net))} BN layers; domains: "
          f"{', '.join(domains)}.")
 
-# %%
+# %% tags=["hide-input"]
 assert bn.has_adaptable_bn(net), "this analysis needs a model with BN running statistics"
 assert domains, "no test domain available: set data_root"
 
@@ -118,16 +118,16 @@ assert domains, "no test domain available: set data_root"
 # (how many stored standard deviations the activations are off). The training domain's own test split is
 # the reference; the further a domain's curve is above it, the more BN mis-normalises that domain.
 
-# %% mystnb={"figure": {"caption": "Gap between each BN layer's stored running statistics and each domain's activation statistics (mean over channels of the mean's distance in running standard deviations), from the input to the output of the network.", "name": "fig-bn-gap"}, "image": {"alt": "Line chart: one line per test domain, the statistics gap of each BN layer in depth order."}}
+# %% mystnb={"figure": {"caption": "Gap between each BN layer's stored running statistics and each domain's activation statistics (mean over channels of the mean's distance in running standard deviations), from the input to the output of the network.", "name": "fig-bn-gap"}, "image": {"alt": "Line chart: one line per test domain, the statistics gap of each BN layer in depth order."}} tags=["hide-input"]
 gaps = bn_probe.domain_stat_gaps(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_gap_chart(gaps))
 
-# %%
+# %% tags=["hide-input"]
 per_domain = gaps.groupby("dataset", sort=False)[["gap", "var_ratio"]].mean().round(3).reset_index()
 Markdown(to_markdown(per_domain.rename(columns={"gap": "mean gap (running std)",
                                                        "var_ratio": "mean variance ratio"})))
 
-# %%
+# %% tags=["hide-input"]
 assert len(gaps) == len(domains) * len(bn.bn_layers(net))
 assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
 
@@ -137,16 +137,16 @@ assert (gaps["gap"] >= 0).all() and gaps["gap"].notna().all()
 # Same weights, three ways to normalise at test time. If BN statistics were the whole problem, AdaBN and
 # test-time batch statistics would close most of the gap between the training domain and the others.
 
-# %% mystnb={"figure": {"caption": "Balanced accuracy on each domain with the stored BN statistics (standard) and with each test-time method: the same weights, normalised differently at test time.", "name": "fig-bn-modes"}, "image": {"alt": "Bar chart, one panel per test domain: balanced accuracy with the stored BN statistics and with each test-time method."}}
+# %% mystnb={"figure": {"caption": "Balanced accuracy on each domain with the stored BN statistics (standard) and with each test-time method: the same weights, normalised differently at test time.", "name": "fig-bn-modes"}, "image": {"alt": "Bar chart, one panel per test domain: balanced accuracy with the stored BN statistics and with each test-time method."}} tags=["hide-input"]
 modes = bn_probe.compare_bn_modes(net, hp, domains, data_root, dev, per_class=per_class)
 plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
 
-# %%
+# %% tags=["hide-input"]
 wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False)
 shown = for_reader(wide, percent=list(wide.columns), names=METHOD_NAMES).rename_axis("test domain")
 Markdown("**Balanced accuracy**\n\n" + to_markdown(shown, index=True))
 
-# %%
+# %% tags=["hide-input"]
 assert set(modes["mode"]) == {names.STANDARD, *names.BN_METHODS}
 assert modes[["accuracy", "balanced_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
 # AdaBN re-estimates the statistics: they must move away from the stored ones
@@ -167,13 +167,13 @@ assert not torch.allclose(adapted.running_mean, first.running_mean)
 # `pbc:test` is the training domain, where re-estimating statistics that were already right can only cost
 # a little.
 
-# %%
+# %% tags=["hide-input"]
 study_runs, _ = load_runs(study_dir)
 gains = method_gains(study_runs, "adabn", "balanced_accuracy_min5")  # the analysis plan's primary metric
 Markdown(to_markdown(gain_table(gains), index=True) if len(gains)
          else f"_no finished study runs with AdaBN in `{study_dir}`_")
 
-# %%
+# %% tags=["hide-input"]
 if len(gains):
     with_ci = gains.dropna(subset=["lo", "hi"])  # one seed: a gain without an interval
     assert (with_ci["lo"] <= with_ci["gain"]).all() and (with_ci["gain"] <= with_ci["hi"]).all()

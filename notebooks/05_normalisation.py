@@ -51,11 +51,11 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=[])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 runs_dir = "results/cpu"
 profile = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 # ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
@@ -69,7 +69,8 @@ from wbcbench.runs.collect import load_runs
 NORM_MODELS = {m: MODELS[m].normalisation for m in cpu_study.STUDY_MODELS if m.startswith(("resnet18_", "vit_"))}
 runs, _ = load_runs(runs_dir, profile)
 summary = summary_table(runs, eval_mode="standard", metrics=cpu_study.STUDY_METRICS)
-norm = run_tables.normalisation_table(summary, NORM_MODELS)
+norm = run_tables.normalisation_table(summary, NORM_MODELS,
+                                     chance=run_tables.chance_levels(runs, cpu_study.PRIMARY_METRIC))
 have_runs = not norm.empty
 Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n"
          f"**{cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} (%)**\n\n"
@@ -78,16 +79,16 @@ Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n"
          f"{', '.join(NORM_MODELS)}). Run the CPU study sweep and "
          "re-run this notebook.")
 
-# %%
+# %% tags=["hide-input"]
 if have_runs:
     assert set(norm.index[:-1]) <= set(NORM_MODELS)
-    assert norm.index[-1] == "majority baseline"
+    assert norm.index[-1] == "chance (1/classes)"
 
 # %% [markdown]
 # The same comparison as a chart. The dashed line is each domain's chance level for the primary metric,
 # 1/K over its K classes with at least 5 test images: what a classifier that ignores the image scores.
 
-# %% mystnb={"figure": {"caption": "The normalisation variants on each test domain: primary metric (balanced accuracy over the classes with at least 5 test images), mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-normalisation"}, "image": {"alt": "Dot plot, one panel per test domain: each normalisation variant's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}}
+# %% mystnb={"figure": {"caption": "The normalisation variants on each test domain: primary metric (balanced accuracy over the classes with at least 5 test images), mean over seeds (point) and 95% Student-t interval (bar); dashed, the domain's chance level (1/K).", "name": "fig-normalisation"}, "image": {"alt": "Dot plot, one panel per test domain: each normalisation variant's mean balanced accuracy with its 95% interval, and a dashed vertical line at the domain's chance level."}} tags=["hide-input"]
 sub = summary[summary["model"].isin(NORM_MODELS)] if have_runs else summary
 chance = run_tables.chance_levels(runs, cpu_study.PRIMARY_METRIC) if have_runs else {}
 (plots.show(plots.benchmark_chart(sub, cpu_study.PRIMARY_METRIC, chance)) if have_runs
@@ -100,7 +101,7 @@ chance = run_tables.chance_levels(runs, cpu_study.PRIMARY_METRIC) if have_runs e
 # under shift" on the **drop from `pbc:test`** to each shifted domain, paired by seed, not on the shifted
 # score alone. The drop per model and domain:
 
-# %% mystnb={"figure": {"caption": "Drop of the primary metric from pbc:test to each shifted domain, in percentage points: mean over seeds (point) and 95% Student-t interval (bar); dashed, no drop.", "name": "fig-normalisation-drop"}, "image": {"alt": "Dot plot, one panel per shifted domain: each normalisation variant's drop from the in-domain score, in percentage points, with its 95% interval."}}
+# %% mystnb={"figure": {"caption": "Drop of the primary metric from pbc:test to each shifted domain, in percentage points: mean over seeds (point) and 95% Student-t interval (bar); dashed, no drop.", "name": "fig-normalisation-drop"}, "image": {"alt": "Dot plot, one panel per shifted domain: each normalisation variant's drop from the in-domain score, in percentage points, with its 95% interval."}} tags=["hide-input"]
 drops = run_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_runs else runs)
 plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
 
@@ -108,13 +109,13 @@ plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else
 # The verdict on the claims about these models (claims (a), (b) and (d) of the CPU study), with every
 # comparison, generated from `cpu_study.verdict_table`:
 
-# %%
+# %% tags=["hide-input"]
 verdict = cpu_study.verdict_table(runs)
 ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS)
                & verdict["b"].isin(NORM_MODELS)]
 Markdown(verdict_text.verdict_sentences(ours))
 
-# %%
+# %% tags=["hide-input"]
 assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(cpu_study.WORDS)
 if not have_runs:
     assert (ours["word"] == "undetermined").all()
@@ -125,7 +126,9 @@ if not have_runs:
 # Beside the primary metric, never deciding a verdict (accuracy is inflated on domains dominated by one
 # class; compare with the baseline).
 
-# %%
+# %% tags=["hide-input"]
 Markdown("\n\n".join(f"**{cpu_study.METRIC_NAMES[m]} (%)**\n\n"
-                      + to_markdown(run_tables.normalisation_table(summary, NORM_MODELS, m), index=True)
+                      + to_markdown(run_tables.normalisation_table(summary, NORM_MODELS, m,
+                                                                   chance=run_tables.chance_levels(runs, m)),
+                                    index=True)
                       for m in cpu_study.BESIDE_METRICS) if have_runs else "_no runs yet_")

@@ -54,17 +54,18 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=[])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 runs_dir = "results/cpu-pretrained"          # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
 pilot_dir = "results/cpu-pretrained-pilot"   # the runs on pbc:val that chose the cpu-pretrained profile
 
-# %%
+# %% tags=["hide-input"]
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
 from wbcbench.analysis import cpu_study
 from wbcbench.analysis import pretrained_study as SP
 from wbcbench.core.profiles import get_profile
-from wbcbench.report import run_tables, verdict_text
+from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
 from wbcbench.runs.collect import load_runs
@@ -76,10 +77,10 @@ from wbcbench.sweep.grids import get_grid
 # The [analysis plan](../book/analysis_plan.md) and its addendum of 2026-12-02 were fixed before any run
 # of this grid existed. The claims as `wbcbench.analysis.pretrained_study` tests them:
 
-# %%
+# %% tags=["hide-input"]
 Markdown(verdict_text.claims_markdown(SP.CLAIMS))
 
-# %%
+# %% tags=["hide-input"]
 runs, skipped = load_runs(runs_dir)
 grid = SP.pretrained_runs(runs)
 have_runs = len(grid) > 0
@@ -95,14 +96,14 @@ Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}** Un
 # pixels) within 1 point of the best `pbc:val` balanced accuracy; the `cpu-pretrained` profile holds it.
 # Training seconds are the sum of the epoch times of each run's `log.csv` on this 2-core machine.
 
-# %%
+# %% tags=["hide-input"]
 pilot = SP.pilot_choice(run_tables.pilot_table(pilot_dir))
 Markdown(to_markdown(for_reader(pilot.drop(columns=["run", "status", "model"]).round({"training seconds": 0,
                                                                                        "cost (Mpx)": 1}),
                                 percent=["pbc:val accuracy", "pbc:val balanced accuracy"])) if len(pilot)
          else f"_no pilot runs in `{pilot_dir}`_")
 
-# %%
+# %% tags=["hide-input"]
 if len(pilot):
     chosen = pilot[pilot["chosen"]].iloc[0]
     hp = get_profile("cpu-pretrained")
@@ -112,40 +113,52 @@ if len(pilot):
         "the profile is the pilot's choice"
 
 # %% [markdown]
-# ## 2. The table
+# ## 2. Every arm on every domain
 #
-# The plan's primary metric, balanced accuracy over the classes with at least 5 test images, in %, mean ±
-# 95% Student-t interval over seeds; rows `+ AdaBN`, `+ TENT` are the same networks adapted at test time.
-# The last row is each domain's majority-class baseline.
+# The plan's primary metric, balanced accuracy over the classes with at least 5 test images, mean and 95%
+# Student-t interval over seeds; rows `+ AdaBN`, `+ TENT` are the same networks adapted at test time. The
+# dashed line is each domain's chance level for this metric, 1/K over the K classes with at least 5 test
+# images. The same numbers as a table follow the figure (open it), with each domain's chance level in its
+# last row.
 
-# %%
+# %% mystnb={"figure": {"caption": "Balanced accuracy (classes with at least 5 test images) of every pretrained arm on pbc:test and the four shifted domains: mean over seeds (point) and 95% Student-t interval (bar), one panel per test domain; rows + AdaBN and + TENT are the same networks adapted at test time, drawn in their network's colour; dashed, the domain's chance level (1/K).", "name": "fig-pretrained-arms"}, "image": {"alt": "Dot plot in five panels, pbc:test, lisc, bccd, jtsc and cellavision. Each panel lists the fifteen evaluations, EfficientNet-Lite0, -Lite1 and -Lite2 with BN fine-tuned (alone, with AdaBN, with TENT), with BN frozen, and with frozen BN and the last stages trained, each as a point with its interval on a 0 to 100 percent axis, and a dashed vertical line at the domain's chance level."}} tags=["hide-input"]
 arms = grid[grid["model"].isin([c[2] for c in PRETRAINED_COUNTERPARTS])
             & grid["eval_mode"].isin(["standard", "adabn", "tent"])] if have_runs else grid
 summary = summary_table(arms, metrics=cpu_study.STUDY_METRICS, model_order=[c[2] for c in PRETRAINED_COUNTERPARTS])
-table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True)
+chance = run_tables.chance_levels(arms, cpu_study.PRIMARY_METRIC) if have_runs else {}
+(plots.show(forest.arms_dot_chart(summary, chance, cpu_study.PRIMARY_METRIC)) if have_runs
+ else Markdown("_no chart: no runs yet_"))
+
+# %% tags=["hide-output", "hide-input"]
+table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True, chance=chance)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
-# %%
+# %% tags=["hide-input"]
 if have_runs:
-    assert table.index[-1] == "majority baseline" and summary["seeds"].ge(1).all()
+    assert table.index[-1] == "chance (1/classes)" and summary["seeds"].ge(1).all()
     assert (summary["accuracy_ci95"].isna() == (summary["seeds"] == 1)).all()
+    assert set(chance) >= set(summary["test_set"]) and all(1 / 5 <= c <= 1 for c in chance.values())
 
 # %% [markdown]
 # ## 3. The verdict
 #
 # Computed by `study_pretrained.verdict` from the plan's rules: robustness claims (P1, P2) on the drop from
 # `pbc:test`, paired by seed; test-time claims (P3, P4) on the gain, paired by run; Holm within each claim.
-# Per claim, its word and how many comparisons got each word, then every comparison in words:
+# Every comparison as a figure; then, per claim, its word and how many comparisons got each word, and every
+# comparison in words:
 
-# %%
+# %% mystnb={"figure": {"caption": "Every comparison of the claims P1-P4 on each shifted domain: the paired effect in percentage points, positive in the claimed direction (for P1 and P2, how much less the frozen-BN arm drops from pbc:test than BN fine-tuned; for P3 and P4, what AdaBN or TENT gains), mean over five seeds (point) and 95% Student-t interval (bar), coloured by the plan's word; dashed, no effect.", "name": "fig-pretrained-claims"}, "image": {"alt": "Forest plot with four stacked panels, one per claim P1 to P4. Each panel has one band per EfficientNet-Lite network (Lite0, Lite1, Lite2), such as efficientnet_lite0_freezebn vs efficientnet_lite0, holding four points, one per shifted domain (LISC circle, BCCD square, JTSC triangle, CellaVision diamond), each with its confidence interval and coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. A dashed vertical line marks zero effect."}} tags=["hide-input"]
 verdict = SP.verdict(runs)
+plots.show(forest.claims_forest(verdict))
+
+# %% tags=["hide-input"]
 claims = cpu_study.claim_summary(verdict)
 Markdown(to_markdown(claims))
 
-# %%
+# %% tags=["hide-input"]
 Markdown(verdict_text.verdict_sentences(verdict, claims=False))
 
-# %%
+# %% tags=["hide-input"]
 assert len(verdict) == sum(len(c.comparisons) for c in SP.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)
 assert set(verdict["word"]) <= set(cpu_study.WORDS) and set(claims["verdict"]) <= set(cpu_study.CLAIM_WORDS)
 assert (verdict["word"] == "undetermined").eq(verdict["n"] < cpu_study.MIN_PAIRS).all()
@@ -162,11 +175,11 @@ if not have_runs:
 # the networks and the resolution differ, and the numbers are not expected to agree. What can be compared
 # is the *direction* of each arm's effect, which the verdict above tests.
 
-# %%
+# %% tags=["hide-input"]
 orient = paper_orientation(summary, "bccd", PRETRAINED_COUNTERPARTS)
 Markdown(to_markdown(orient))
 
-# %%
+# %% tags=["hide-input"]
 assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accuracy (%)"].ne("–").all()
 
 # %% [markdown]
@@ -186,7 +199,7 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
 # 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
 
-# %%
+# %% tags=["hide-input"]
 timing = run_tables.grid_time(runs_dir)
 over = timing[(timing["model"] != "all") & (timing["median run (s)"] > SP.RUN_BUDGET_S)] if len(timing) else timing
 Markdown((to_markdown(timing.round({"median run (s)": 0, "total (h)": 2, "training total (h)": 2})) + "\n\n" + (
@@ -196,7 +209,7 @@ Markdown((to_markdown(timing.round({"median run (s)": 0, "total (h)": 2, "traini
     + "; the budget was kept anyway (see the note on the budget rule in the analysis plan's addendum)."))
          if len(timing) else "_no finished runs yet_")
 
-# %%
+# %% tags=["hide-input"]
 if len(timing):  # one row per trained network: never more runs than the grid has seeds
     assert timing["runs"].iloc[-1] == timing["runs"].iloc[:-1].sum()
     assert timing["runs"].iloc[:-1].max() <= len(get_grid(SP.GRID)["seeds"]), timing
@@ -216,13 +229,13 @@ if len(timing):  # one row per trained network: never more runs than the grid ha
 # Each run's own command, rebuilt from its `config.json` (one per trained network, the model and its
 # training augmentation; change `--seed` for the others):
 
-# %%
+# %% tags=["hide-input"]
 rerun = run_tables.study_rerun(runs_dir, out=runs_dir)
 one = rerun.drop_duplicates("variant") if len(rerun) else rerun
 Markdown("```bash\n" + "\n".join(f"# {v}\n{c}" for v, c in zip(one["variant"], one["cli"])) + "\n```"
          if len(one) else "_no run folders yet_")
 
-# %%
+# %% tags=["hide-input"]
 if len(one):  # each variant's command trains that variant: the plain arm has no --augment
     for v, c in zip(one["variant"], one["cli"]):
         assert ("--augment" in c) == ("+" in v) and (f"--augment {v.partition('+')[2]}" in c or "+" not in v)

@@ -53,15 +53,16 @@ from wbcbench.colab import setup  # noqa: E402  (importable once cloned)
 # on Colab: install the clone, download the data, work inside the clone
 ROOT = setup(data=[])
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 runs_dir = "results/cpu-pretrained"  # wbcbench sweep --grid cpu-pretrained --out results/cpu-pretrained
 
-# %%
+# %% tags=["hide-input"]
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from IPython.display import Markdown
 
 from wbcbench.analysis import cpu_study
 from wbcbench.analysis import pretrained_study as SP
-from wbcbench.report import verdict_text
+from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import summary_table, to_markdown, wide_table
 from wbcbench.runs.collect import load_runs
 
@@ -78,26 +79,31 @@ Markdown(f"**{verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID)}**" +
 # The primary metric (balanced accuracy over classes with ≥ 5 test images), in %, mean ± 95% Student-t
 # interval over seeds. The `pbc:test` column is the in-domain cost.
 
-# %%
+# %% tags=["hide-input"]
 base = grid[grid["model"].str.startswith(SP.BASE) & ~grid["model"].str.contains("freezebn")] if have_runs else grid
 summary = summary_table(base, metrics=cpu_study.STUDY_METRICS,
                         model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
-table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True)
+table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True,
+                   chance=run_tables.chance_levels(base, cpu_study.PRIMARY_METRIC) if have_runs else None)
 Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ## 2. Each recipe against the plain one
 #
 # The gain on each shifted domain (recipe minus plain, paired by seed, in percentage points, with its 95%
-# interval), one Holm family for all 19 recipes × 4 domains, and the plan's word.
+# interval), one Holm family for all 19 recipes × 4 domains, and the plan's word: first as a figure, then
+# as two tables (open them for the exact numbers).
 
-# %%
+# %% mystnb={"figure": {"caption": "Each recipe's gain over the plain recipe (EfficientNet-Lite0, BN fine-tuned, no augmentation, standard evaluation) on each shifted domain, in percentage points of balanced accuracy (classes with at least 5 test images): mean over seeds (point) and 95% Student-t interval (bar), coloured by the plan's word after Holm's correction over all recipes and domains; dashed, no gain.", "name": "fig-recipes"}, "image": {"alt": "Forest plot in four panels, one per shifted domain (lisc, bccd, jtsc, cellavision). Each panel lists the nineteen recipes, a training augmentation (none, HED jitter, colour jitter or grayscale) with a test-time method (none, AdaBN, TENT, Macenko or Reinhard), each as a point with its confidence interval, coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. A dashed vertical line marks zero gain."}} tags=["hide-input"]
 tests = SP.recipe_tests(runs)
+plots.show(forest.recipes_forest(tests))
+
+# %% tags=["hide-output", "hide-input"]
 gains, words = verdict_text.recipe_tables(tests)
 Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(gains, index=True) + "\n\n**word**\n\n"
          + to_markdown(words, index=True))
 
-# %%
+# %% tags=["hide-input"]
 assert len(tests) == (len(SP.RECIPES) - 1) * len(cpu_study.SHIFTED_DOMAINS)
 assert set(tests["word"]) <= set(cpu_study.WORDS)
 
@@ -107,19 +113,22 @@ assert set(tests["word"]) <= set(cpu_study.WORDS)
 # For each shifted domain in turn, the recipe is chosen on the *other three* (highest mean score among
 # recipes that lose at most 2 points in-domain) and scored on the held-out one, against the plain recipe.
 # These gains are what a lab that follows the recommendation can expect, without the optimism of choosing
-# and scoring on the same domain.
+# and scoring on the same domain. The table after the figure has each side's score (open it).
 
-# %%
+# %% mystnb={"figure": {"caption": "Leave one domain out: for each shifted domain, the recipe chosen on the other three (named under the domain) and its gain over the plain recipe on the held-out domain, in percentage points of balanced accuracy (classes with at least 5 test images): mean over seeds (point) and 95% Student-t interval (bar); dashed, no gain.", "name": "fig-held-out"}, "image": {"alt": "Forest plot with four rows, one per held-out domain (lisc, bccd, jtsc, cellavision), each labelled with the recipe chosen on the other three domains and showing that recipe's gain over the plain recipe as a point with its confidence interval; a dashed vertical line marks zero gain."}} tags=["hide-input"]
 held = SP.held_out(runs)
+plots.show(forest.held_out_forest(held))
+
+# %% tags=["hide-output", "hide-input"]
 Markdown(to_markdown(verdict_text.held_out_table(held)))
 
-# %%
+# %% tags=["hide-input"]
 assert list(held["held-out domain"]) == list(cpu_study.SHIFTED_DOMAINS)
 
 # %% [markdown]
 # ## 4. The recommendation, and the one command that applies it
 
-# %%
+# %% tags=["hide-input"]
 rec = SP.recommendation(runs)
 text = "The recommendation: " + verdict_text.recommendation_sentence(rec)
 if rec["command"] is not None:
@@ -127,6 +136,6 @@ if rec["command"] is not None:
              "image with the predicted class and the five probabilities):\n\n```bash\n" + rec["command"] + "\n```")
 Markdown(text)
 
-# %%
+# %% tags=["hide-input"]
 if rec["recipe"] is not None:
     assert rec["recipe"] in recipe_labels and rec["command"].startswith("wbcbench predict")

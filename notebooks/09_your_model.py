@@ -63,6 +63,8 @@ data_root = None     # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./dat
 study = "cpu-pretrained"  # the book's study to set beside: "cpu" or "cpu-pretrained"
 
 # %%
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
+import numpy as np
 import pandas as pd
 import timm
 import torch
@@ -76,7 +78,7 @@ from wbcbench.data.duplicates import scored
 from wbcbench.models.pretrained import map_efficientnet_lite
 from wbcbench.report import plots
 from wbcbench.report.reference import beside_chart
-from wbcbench.report.tables import to_markdown
+from wbcbench.report.tables import chance_level, for_reader, to_markdown
 
 # %% [markdown]
 # ## 1. A network from outside the registry
@@ -120,8 +122,8 @@ Markdown(to_markdown(pd.DataFrame(log).round({"train_loss": 3, "train_accuracy":
 mine = wbcbench.evaluate_model(net, image_size=image_size, resize=resize, mean=MEAN, std=STD,
                                domains=test_sets, adapt=["adabn"], name="my_lite0", device=device,
                                data_root=data_root)
-Markdown(to_markdown(mine[["label", "domain", "n", "accuracy", "balanced_accuracy_min5", "macro_f1",
-                           "majority_baseline"]].round(3)))
+SCORES = ["accuracy", "balanced_accuracy_min5", "macro_f1", "majority_baseline"]
+Markdown(to_markdown(for_reader(mine[["label", "domain", "n", *SCORES]], percent=SCORES)))
 
 # %%
 def scored_labels(d):
@@ -140,15 +142,19 @@ assert mine[["accuracy", "balanced_accuracy_min5", "macro_f1"]].stack().between(
 #
 # `wbcbench.reference_rows(study)` returns the committed arms of a study of the book in the same format
 # (the mean over its five seeds). The primary metric is balanced accuracy over the classes with at least 5
-# test images; grey points are the book's networks, the dashed line each domain's majority baseline.
+# test images; grey points are the book's networks, the dashed line each domain's chance level (1/K over its
+# K classes with at least 5 test images).
 
-# %%
+# %% mystnb={"figure": {"caption": "Your network beside the book's: the primary metric on each test domain, the book's networks in grey (mean over their seeds), yours in colour; dashed, the domain's chance level.", "name": "fig-your-model"}, "image": {"alt": "Dot plot, one panel per test domain: one row per network, the book's networks as grey points and the new network in colour, with a dashed vertical line at chance."}}
 reference = wbcbench.reference_rows(study)
 shown = reference[reference["model"].str.startswith(("efficientnet_lite0", "resnet18_bn"))
                   & ~reference["model"].str.contains("+", regex=False)
                   & reference["method"].isin(["standard", "adabn"])]
 both = pd.concat([shown, mine], ignore_index=True)
-plots.show(beside_chart(both))
+counts = {d: dict(zip(wbcbench.CLASSES, np.bincount(scored_labels(d), minlength=len(wbcbench.CLASSES)).tolist()))
+          for d in domains}
+chance = {d: chance_level("balanced_accuracy_min5", c) for d, c in counts.items()}
+plots.show(beside_chart(both, chance=chance))
 
 # %%
 wide = both.pivot_table(index="label", columns="domain", values="balanced_accuracy_min5", sort=False)
@@ -178,8 +184,9 @@ assert list(both.columns) == list(mine.columns) == list(reference.columns)
 always = pd.DataFrame([{"domain": d, "path": p, "prediction": "Neutrophil"}
                        for d in domains for p in wbcbench.get_dataset(d, data_root).paths])
 constant = wbcbench.score(always, name="always Neutrophil", data_root=data_root)
-Markdown(to_markdown(constant[["label", "domain", "n", "accuracy", "balanced_accuracy_min5", "recall_Neutrophil",
-                               "majority_baseline"]].round(3)))
+SHOWN = ["accuracy", "balanced_accuracy_min5", "recall_Neutrophil", "majority_baseline"]
+Markdown(to_markdown(for_reader(constant[["label", "domain", "n", *SHOWN]], percent=SHOWN,
+                                names={"recall_Neutrophil": "Neutrophil recall"})))
 
 # %%
 share = {d: float((scored_labels(d) == wbcbench.CLASSES.index("Neutrophil")).mean()) for d in domains}

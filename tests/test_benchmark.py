@@ -85,6 +85,20 @@ def test_a_network_outside_the_registry_on_the_five_domains(data_root):
     assert plots.to_svg(beside_chart(both)).lstrip().startswith("<svg")
 
 
+def test_beside_chart_panels_draw_their_own_domain_and_chance():
+    """Every layer reads the facet's data (a layer with its own data would draw every domain in every panel),
+    and the dashed line is the chance level it is given, not the accuracy majority baseline."""
+    rows = reference_rows("cpu-pretrained")
+    rows = rows[rows["model"] == rows["model"].iloc[0]]
+    spec = beside_chart(rows, chance={"lisc": 0.2, "bccd": 0.25}).to_dict()
+    layers = spec["spec"]["layer"]
+    assert "data" in spec and all("data" not in layer for layer in layers)
+    assert layers[1]["encoding"]["x"]["field"] == "chance"
+    values = {(r["domain"], r["chance"]) for r in spec["datasets"][spec["data"]["name"]] if r["chance"] is not None}
+    assert values == {("lisc", 0.2), ("bccd", 0.25)}
+    assert len(beside_chart(rows).to_dict()["spec"]["layer"]) == 1      # no chance given: no line
+
+
 @pytest.mark.needs_data
 def test_a_registry_network_scores_as_its_own_evaluation(data_root):
     """The same network through evaluate_model (plain arguments) and evaluate_all (a run's config)."""

@@ -32,7 +32,9 @@ BUILD_TIMEOUT_S = 1500
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
                   "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
-                  "--remote-allow-origins=*", "--window-size=1280,900"]
+                  "--remote-allow-origins=*", "--window-size=1280,900",
+                  # the panel check reads each chart's SVG file from the page (a file:// request inside the book)
+                  "--allow-file-access-from-files"]
 _REQUIRED = os.environ.get("WBCBENCH_REQUIRE_DATA") == "1"  # set by .ci/run, which installs chromium
 
 
@@ -230,6 +232,47 @@ VISIBLE = "(el => { const r = el.getBoundingClientRect(); const s = getComputedS
           "return r.width > 20 && r.height > 20 && s.visibility !== 'hidden' && s.display !== 'none'; })"
 
 
+#: what a built page must never show a reader
+SHOWN_PROBLEMS = ("Traceback (most recent call last)", "no runs yet", "UserWarning", "FutureWarning",
+                  "RuntimeWarning", "DeprecationWarning", "nan%")
+#: table cells that mean a number is missing where the reader expects one
+EMPTY_CELLS = ("nan", "NaN", "None", "<NA>", "NaT")
+#: how-to chapters, whose code is what the reader came for (tests/test_reader_mode.py)
+TUTORIAL_PAGES = ("notebooks/02_train_one_run.html", "notebooks/09_your_model.html")
+
+#: per SVG chart of the page with at least two facet panels: the panels' mark groups, and how many differ
+FACETS_JS = """[...document.querySelectorAll('article img')].filter(i => /\\.svg$/.test(i.src)).map(i => {
+  const x = new XMLHttpRequest(); x.open('GET', i.src, false); x.send();
+  const svg = new DOMParser().parseFromString(x.responseText, 'image/svg+xml');
+  const cells = [...svg.querySelectorAll('g.role-scope.cell')]   // a facet's panels: the items of its cell group
+    .flatMap(g => [...g.children].filter(c => c.tagName === 'g'));
+  const sig = cells.map(c => [...c.querySelectorAll('g.role-mark')].map(m => m.innerHTML).join('|'));
+  return {src: i.getAttribute('src'), cells: cells.length, distinct: new Set(sig).size};
+}).filter(c => c.cells > 1)"""
+
+
+def facet_panels(cdp: CDP) -> list[dict]:
+    return js(cdp, FACETS_JS)
+
+
+def dead_links(cdp: CDP, html_root: Path, page: str) -> list[str]:
+    """Links of the page's article to a file of the book that does not exist, or to an anchor that the
+    target page does not have."""
+    root_url = html_root.resolve().as_uri() + "/"
+    hrefs = js(cdp, "[...document.querySelectorAll('article a[href]')].map(a => a.href)")
+    dead = []
+    for href in dict.fromkeys(hrefs):
+        if not href.startswith(root_url):
+            continue
+        path, _, anchor = href[len(root_url):].partition("#")
+        target = html_root / urllib.request.url2pathname(path.split("?")[0])
+        if not target.is_file():
+            dead.append(href[len(root_url):])
+        elif anchor and target.suffix == ".html" and f'id="{anchor}"' not in target.read_text(errors="replace"):
+            dead.append(href[len(root_url):])
+    return dead
+
+
 @pytest.mark.parametrize("page", ["index.html", *toc_pages()])
 def test_page_offline_without_errors(browser, book_build, page):
     html, _, _ = book_build
@@ -239,6 +282,27 @@ def test_page_offline_without_errors(browser, book_build, page):
     assert not seen["errors"], f"{page}: {seen['errors']}"
     assert js(browser, "document.querySelector('main, article, .bd-article') !== null")
     assert js(browser, "document.body.innerText.length") > 200, f"{page} looks empty (see {shot})"
+    text = js(browser, "document.querySelector('article').innerText")
+    shown = [w for w in SHOWN_PROBLEMS if w in text]
+    assert not shown, f"{page} shows {shown} (see {shot})"
+    outputs = js(browser, "[...document.querySelectorAll('article .output.stderr, article .output.traceback, "
+                          "article .output.error')].length")
+    assert not outputs, f"{page} shows {outputs} stderr/error cell outputs (see {shot})"
+    broken = js(browser, "[...document.querySelectorAll('article img')].filter(i => !i.complete || "
+                         "i.naturalWidth === 0).map(i => i.getAttribute('src'))")
+    assert not broken, f"{page}: figures that do not load: {broken}"
+    assert not dead_links(browser, html, page), f"{page}: links to nothing: {dead_links(browser, html, page)}"
+    same = [c for c in facet_panels(browser) if c["distinct"] < c["cells"]]
+    assert not same, f"{page}: faceted charts whose panels repeat each other: {same}"
+    cells = js(browser, "[...document.querySelectorAll('article td')].map(c => c.innerText.trim())")
+    empty = sorted({c for c in cells if c in EMPTY_CELLS})
+    assert not empty, f"{page}: table cells {empty} where a number belongs (see {shot})"
+    if page.startswith("notebooks/") and page not in TUTORIAL_PAGES:
+        shown_code = js(browser, "[...document.querySelectorAll('article .cell_input')]"
+                                 ".filter(c => !c.closest('details:not([open])')).length")
+        assert not shown_code, f"{page}: {shown_code} code cells shown; code is hidden behind a toggle"
+        toggles = js(browser, "document.querySelectorAll('article details.above-input').length")
+        assert toggles, f"{page}: no toggle shows the hidden code"
 
 
 def test_results_table_and_chart_visible(browser, book_build):
@@ -268,3 +332,20 @@ def test_svg_charts_visible(browser, book_build):
     assert pngs >= 1, "the sample-cell grid (PNG) is not visible"
     js(browser, "[...document.querySelectorAll('article img')].find(i => /\\.svg$/.test(i.src)).scrollIntoView()")
     screenshot(browser, "datasets-charts")
+
+
+def test_findings_first(browser, book_build):
+    """The first page opens with the findings: the sentences, the headline figure with its caption, and the box
+    for a lab, before any other section."""
+    html, _, _ = book_build
+    seen = visit(browser, html, "book/intro.html")
+    assert not seen["outside"] and not seen["errors"], seen
+    first = js(browser, "(() => { const s = document.querySelector('article section section'); return {"
+                        "title: s.querySelector('h2').innerText, items: s.querySelectorAll('ol > li').length, "
+                        "fig: s.querySelector('figure img') !== null, "
+                        "caption: (s.querySelector('figcaption') || {innerText: ''}).innerText, "
+                        "box: (s.querySelector('.admonition .admonition-title') || {innerText: ''}).innerText}; })()")
+    assert first["title"].startswith("What this book found"), first
+    assert first["items"] == 5, first
+    assert first["fig"] and first["caption"].startswith("Fig. 1"), first
+    assert first["box"] == "What a lab should do", first

@@ -360,8 +360,9 @@ def test_normalisation_table_rows_in_the_given_order_with_their_layer():
     df = runs_frame([("resnet18_gn", "standard", "lisc", 0, 0.4), ("resnet18_bn", "standard", "lisc", 0, 0.3),
                      ("resnet18_bn", "adabn", "lisc", 0, 0.5), ("vgg16", "standard", "lisc", 0, 0.9)])
     layers = {"resnet18_bn": "BatchNorm", "resnet18_gn": "GroupNorm", "resnet18_ln": "LayerNorm"}
-    t = run_tables.normalisation_table(summary_table(df), layers, metric="balanced_accuracy")
-    assert list(t.index) == ["resnet18_bn", "resnet18_gn", "majority baseline"]  # no AdaBN, no vgg16, no runless
+    t = run_tables.normalisation_table(summary_table(df), layers, metric="balanced_accuracy", chance={"lisc": 0.2})
+    assert list(t.index) == ["resnet18_bn", "resnet18_gn", "chance (1/classes)"]  # no AdaBN, no vgg16, no runless
+    assert t.loc["chance (1/classes)", "lisc"] == "20.0"
     assert list(t["normalisation"]) == ["BatchNorm", "GroupNorm", ""]
     assert t.loc["resnet18_gn", "lisc"] == "40.0 (1 seed, no CI)"
     assert run_tables.normalisation_table(study_summary(runs_frame([("vgg16", "standard", "lisc", 0, 1.0)])),

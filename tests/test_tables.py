@@ -90,8 +90,14 @@ def test_wide_table_domains_in_order_missing_cells_and_no_seeds_column():
     df = runs_frame([("a", "standard", "lisc", 0, 0.5), ("a", "standard", "lisc", 1, 0.7),
                      ("b", "standard", "bccd", 0, 0.2), ("b", "standard", "bccd", 1, 0.2),
                      ("a", "standard", "pbc:test", 0, 0.9), ("a", "standard", "pbc:test", 1, 0.9)])
-    t = tables.wide_table(tables.summary_table(df, eval_mode="standard"), "balanced_accuracy")
-    assert list(t.columns) == ["pbc:test", "lisc", "bccd"] and list(t.index) == ["a", "b", "majority baseline"]
+    s = tables.summary_table(df, eval_mode="standard")
+    # the majority class's share is chance for accuracy only: a balanced-accuracy table has no such row
+    assert list(tables.wide_table(s, "balanced_accuracy").index) == ["a", "b"]
+    t = tables.wide_table(s, "balanced_accuracy", chance={"pbc:test": 0.2, "lisc": 0.25})
+    assert list(t.columns) == ["pbc:test", "lisc", "bccd"] and list(t.index) == ["a", "b", "chance (1/classes)"]
+    assert list(t.loc["chance (1/classes)"]) == ["20.0", "25.0", "–"]
+    t = tables.wide_table(s, "accuracy")
+    assert list(t.index) == ["a", "b", "majority baseline"]
     assert t.index.name == "model"
     assert t.loc["a", "pbc:test"] == "90.0 ± 0.0" and t.loc["b", "bccd"] == "20.0 ± 0.0"
     assert t.loc["a", "bccd"] == "–" and t.loc["b", "lisc"] == "–"

@@ -16,6 +16,9 @@ BENCHMARK_DOMAINS = (IN_DOMAIN, *SHIFTED_DOMAINS)
 #: Test domains in table order: in-domain first, then the paper's order; anything else alphabetically.
 DOMAIN_ORDER = ("raabin:testA", "pbc:test", "pbc:val", "raabin:testB", "lisc-paper", "lisc", "bccd", "jtsc",
                 "cellavision")
+#: How prose names each bundled domain (tables keep the test-set names a user passes to --test).
+DOMAIN_NAMES = {"pbc:test": "PBC (held-out test)", "pbc:val": "PBC (validation)", "lisc": "LISC", "bccd": "BCCD",
+                "jtsc": "JTSC", "cellavision": "CellaVision"}
 
 #: The evaluation without test-time adaptation; listed before the adapted ones.
 STANDARD = "standard"

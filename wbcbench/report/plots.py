@@ -168,11 +168,14 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 
 
 def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dict | None = None,
-                    columns: int = 3):
+                    columns: int = 3, rows: str = "model", width: int = PANEL_WIDTH, row_height: int = 20,
+                    x_title: str | None = None):
     """Mean ± Student-t 95% CI per model, one panel per test domain (from tables.summary_table), with each
     domain's chance level dashed: `chance` maps a test set to it (run_tables.chance_levels); for accuracy
     it defaults to the majority-class share. Every layer reads the one data source of the facet, so each
-    panel draws its own domain's rows only; panels wrap after `columns` to fit the page column."""
+    panel draws its own domain's rows only; panels wrap after `columns` to fit the page column. `rows`: the
+    column that names a row ('label' gives adapted evaluations rows of their own), coloured by its model;
+    `x_title`: each panel's axis title (default the metric's name, which the chart's title also gives)."""
     alt = _alt()
     s = summary.copy()
     s["mean"] = s[f"{metric}_mean"]
@@ -182,22 +185,23 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     if chance is None and metric == "accuracy":
         chance = s.groupby("test_set")["majority_baseline"].first().to_dict()
     s["chance"] = s["test_set"].map(chance or {}).astype(float)
-    models = list(dict.fromkeys(s["model"]))
+    models = list(dict.fromkeys(s[rows]))
     name = metric_title(metric)
-    base = alt.Chart().encode(y=alt.Y("model:N", sort=models, title=None))
-    x = alt.X("mean:Q", title=name, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
-    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=name), x2="hi:Q",
+    axis_title = name if x_title is None else x_title
+    base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None))
+    x = alt.X("mean:Q", title=axis_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q",
                                                  color=alt.Color("model:N", legend=None))
     pts = base.mark_point(filled=True, size=60).encode(
         x=x, color=alt.Color("model:N", legend=None),
-        tooltip=["model", "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
+        tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
     layers = [bars, pts]
     if s["chance"].notna().any():
-        line = alt.Chart().encode(x=alt.X("chance:Q", aggregate="min", title=name))
+        line = alt.Chart().encode(x=alt.X("chance:Q", aggregate="min", title=axis_title))
         layers += [line.mark_rule(strokeDash=[4, 3], color="gray"),
                    line.mark_text(text="chance", align="left", baseline="top", dx=3, color="dimgray",
                                   fontSize=FONT_SIZE - 1).encode(y=alt.value(1))]
-    return _fit(alt.layer(*layers, data=s).properties(width=PANEL_WIDTH, height=20 * max(1, len(models))).facet(
+    return _fit(alt.layer(*layers, data=s).properties(width=width, height=row_height * max(1, len(models))).facet(
         facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None), columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
             name, subtitle="mean ± 95% CI over seeds" + ("; dashed: chance" if s["chance"].notna().any() else ""))))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from wbcbench.analysis import cpu_study, pretrained_study
-from wbcbench.analysis.verdict import METRIC_NAMES, PRIMARY_METRIC, grid_runs, grid_variants
+from wbcbench.analysis.verdict import PRIMARY_METRIC, grid_runs, grid_variants
 from wbcbench.core.errors import WbcError, unknown
 from wbcbench.core.names import ADAPT_METHODS, DOMAIN_ORDER, STANDARD, ordered
 from wbcbench.engine import scoring
@@ -52,9 +52,11 @@ def reference_rows(study: str | None = None, runs_dir=None) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC):
+def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict | None = None, columns: int = 3):
     """Each row of a benchmark table (evaluate_model, score and reference rows together) as a point per
-    domain, the book's rows in grey and the others in colour, with each domain's majority baseline dashed."""
+    domain, the book's rows in grey and the others in colour, with each domain's chance level dashed when
+    `chance` (domain -> level, run_tables.chance_levels) gives it. Every layer reads the facet's one data
+    source, so each panel draws its own domain only; panels wrap after `columns`."""
     alt = plots._alt()
     t = table.copy()
     book = t["study"].notna()
@@ -62,18 +64,22 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC):
     t["row"] = [f"{lab} ({s})" if b and several else lab for lab, s, b in zip(t["label"], t["study"], book)]
     t["source"] = [f"book: {s}" if b else m for m, s, b in zip(t["model"], t["study"], book)]
     t["value"] = t[metric]
+    t["chance"] = t["domain"].map(chance or {}).astype(float)
     sources = list(dict.fromkeys(t["source"]))
     palette = iter(["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"])
     colours = ["#9e9e9e" if s.startswith("book: ") else next(palette, "#17becf") for s in sources]
-    name = METRIC_NAMES.get(metric, metric.replace("_", " "))
-    base = alt.Chart(t).encode(y=alt.Y("row:N", sort=list(dict.fromkeys(t["row"])), title=None,
-                                       axis=alt.Axis(labelLimit=320)))
+    base = alt.Chart().encode(y=alt.Y("row:N", sort=list(dict.fromkeys(t["row"])), title=None,
+                                      axis=alt.Axis(labelLimit=260)))
     pts = base.mark_point(filled=True, size=50).encode(
         x=alt.X("value:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("source:N", scale=alt.Scale(domain=sources, range=colours), title=None,
                         legend=alt.Legend(orient="bottom")),
         tooltip=["row", "domain", alt.Tooltip("value:Q", format=".3f"), "seeds", "n"])
-    maj = alt.Chart(t).mark_rule(strokeDash=[4, 3], color="gray").encode(x="majority_baseline:Q")
-    return alt.layer(pts, maj, data=t).properties(width=150).facet(
-        column=alt.Column("domain:N", sort=ordered(t["domain"]), title=None)).properties(
-        title=f"{name[0].upper()}{name[1:]}; grey: the book's networks (mean over seeds); dashed: majority baseline")
+    layers = [pts]
+    if t["chance"].notna().any():
+        layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
+            x=alt.X("chance:Q", aggregate="min")))
+    title = plots.metric_title(metric) + "; grey: the book's networks (mean over seeds)"
+    return plots._fit(alt.layer(*layers, data=t).properties(width=110).facet(
+        facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None), columns=columns).properties(
+        title=title + ("; dashed: chance" if t["chance"].notna().any() else "")))

@@ -33,18 +33,19 @@ from wbcbench.runs.rundir import adapt_methods, evaluations, is_done
 from wbcbench.sweep.parameters import rerun_commands
 
 
-def normalisation_table(summary: pd.DataFrame, normalisation: dict, metric: str = PRIMARY_METRIC) -> pd.DataFrame:
+def normalisation_table(summary: pd.DataFrame, normalisation: dict, metric: str = PRIMARY_METRIC,
+                        chance: dict | None = None) -> pd.DataFrame:
     """Rows = the models of `normalisation` (name -> its normalisation layer, as the model registry says) that
-    have runs (standard evaluation), with that layer and 'mean ± CI' of `metric` per test domain."""
+    have runs (standard evaluation), with that layer and 'mean ± CI' of `metric` per test domain, then
+    wide_table's chance row (`chance` as there)."""
     models = list(normalisation)
     if summary is None or not len(summary):
         return pd.DataFrame()
     s = summary[summary["model"].isin(models) & (summary["eval_mode"] == STANDARD)]
     if not len(s):
         return pd.DataFrame()
-    wide = wide_table(s, metric)
-    base = wide.loc[["majority baseline"]]
-    wide = wide.drop(index="majority baseline")
+    wide = wide_table(s, metric, chance=chance)
+    base = wide.loc[[i for i in wide.index if i not in set(s["label"])]]
     wide = wide.reindex([m for m in models if m in wide.index])
     wide.insert(0, "normalisation", [normalisation[m] for m in wide.index])
     base.insert(0, "normalisation", "")

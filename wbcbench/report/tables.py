@@ -19,7 +19,8 @@ SUMMARY_METRICS = ("accuracy", "balanced_accuracy")
 READER_NAMES = {"adabn": "AdaBN", "augment": "augmentation", "test_set": "test domain", "eval_mode": "evaluation",
                 "label_a": "recipe", "label_b": "against", "lr": "learning rate", "batch": "batch size",
                 "crop": "crop (px)", "in_paper": "in the paper", "n": "images", "balanced_accuracy_min5":
-                "balanced accuracy (classes with ≥ 5 images)", "balanced_accuracy": "balanced accuracy"}
+                "balanced accuracy (classes with ≥ 5 images)", "balanced_accuracy": "balanced accuracy",
+                "macro_f1": "macro-F1", "majority_baseline": "majority baseline"}
 
 #: A cell written by fmt_ci or fmt_gain ('85.1 ± 1.2', '+2.1 [+0.3, +3.9]', '85.0 (1 seed, no CI)'): shown on
 #: one line (its spaces made non-breaking by to_markdown), so that a narrow column never splits a number
@@ -133,21 +134,26 @@ def summary_table(df: pd.DataFrame, eval_mode: str | None = None, metrics=SUMMAR
     return sort_rows(s, model_order)[cols]
 
 
-def wide_table(summary: pd.DataFrame, metric: str = "accuracy", seeds: bool = False) -> pd.DataFrame:
+def wide_table(summary: pd.DataFrame, metric: str = "accuracy", seeds: bool = False,
+               chance: dict | None = None) -> pd.DataFrame:
     """Rows = the summary's row labels in its order (adapted rows right after their standard row), columns
-    = test domains, cells = 'mean ± 95% CI' of `metric` in %, a last row with each domain's majority-class
-    baseline; with `seeds`, a first column with each row's number of seeds. Missing cells are '–'."""
+    = test domains, cells = 'mean ± 95% CI' of `metric` in %, and a last row with each domain's chance level:
+    `chance` maps a test set to it (run_tables.chance_levels); for accuracy it defaults to the majority-class
+    share, for other metrics the row is left out without it. With `seeds`, a first column with each row's
+    number of seeds. Missing cells are '–'."""
     if summary is None or not len(summary):
         return pd.DataFrame()
     wide = label_by_domain(summary, [fmt_ci(m, c, n) for m, c, n in
                                      zip(summary[f"{metric}_mean"], summary[f"{metric}_ci95"], summary["seeds"])])
-    base = summary.groupby("test_set")["majority_baseline"].first()
-    baseline = [f"{base[t] * 100:.1f}" for t in wide.columns]
+    if chance is None and metric == "accuracy":
+        chance = summary.groupby("test_set")["majority_baseline"].first().to_dict()
     if seeds:
         n = summary.groupby("label")["seeds"].max()
         wide.insert(0, "seeds", [int(n[lab]) for lab in wide.index])
-        baseline = ["–", *baseline]
-    wide.loc["majority baseline"] = baseline
+    if chance:
+        row = [pct(chance[t]) if t in chance else "–" for t in wide.columns if t != "seeds"]
+        wide.loc["majority baseline" if metric == "accuracy" else "chance (1/classes)"] = \
+            (["–"] if seeds else []) + row
     return wide.fillna("–")
 
 

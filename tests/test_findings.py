@@ -1,0 +1,99 @@
+"""The findings page's sentences and lab box: computed from the committed runs, in reader words, and the study
+they report switches to the converged one only when its grid is complete."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pandas as pd
+import pytest
+
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.report import findings as F
+from wbcbench.report import words as W
+from wbcbench.runs.collect import load_runs
+
+
+@pytest.fixture(scope="module")
+def low_budget():
+    runs, _ = load_runs(REPO_ROOT / F.LOW_BUDGET.runs_dir)
+    return runs
+
+
+def test_levels_are_the_arms_means_and_chance(low_budget):
+    lv = F.levels(F.LOW_BUDGET, low_budget)
+    assert list(lv.index) == [IN_DOMAIN, *SHIFTED_DOMAINS]
+    assert (lv["arms"] == 9).all()                     # 3 networks x 3 BN arms, no augmentation
+    assert (lv["low"] <= lv["high"]).all()
+    assert lv.loc[IN_DOMAIN, "chance"] == pytest.approx(0.2)          # five classes
+    assert lv.loc[IN_DOMAIN, "low"] > 2 * lv.loc["lisc", "low"]       # the shift is large
+    arms = F.arm_runs(F.LOW_BUDGET, low_budget)
+    assert not arms["model"].str.contains("+", regex=False).any()
+    one = arms[(arms["test_set"] == "lisc") & (arms["eval_mode"] == "standard")]
+    means = one.groupby("model")["balanced_accuracy_min5"].mean()
+    assert lv.loc["lisc", "high"] == pytest.approx(means.max())
+
+
+def test_five_sentences_in_reader_words_with_the_computed_levels(low_budget):
+    text = F.sentences(F.LOW_BUDGET, low_budget)
+    assert len(text) == 5
+    joined = " ".join(text)
+    for internal in ("efficientnet_lite", "_freezebn", "adabn", "lisc ", "cellavision", "nan"):
+        assert internal not in joined, internal
+    lv = F.levels(F.LOW_BUDGET, low_budget)
+    assert f"{round(lv.loc[IN_DOMAIN, 'low'] * 100)}–{round(lv.loc[IN_DOMAIN, 'high'] * 100)}%" in text[0]
+    for d in SHIFTED_DOMAINS:
+        assert re.search(rf"{W.domain_name(d)} \d+–\d+%", text[1]), d
+    words = F.domain_words(F.LOW_BUDGET, low_budget)
+    assert "holds on LISC" in text[2] and words.loc["P1", "lisc"] == "holds"
+    assert F.LOW_BUDGET.caveat in text[4]
+
+
+def test_lead_says_whether_a_remedy_is_shown_to_help(low_budget):
+    assert "no remedy tested here is shown to help" in F.lead(F.LOW_BUDGET, low_budget)
+    rec = {"recipe": "efficientnet_lite0+colour", "supported": True, "words": {"lisc": "holds"}}
+    study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: rec)
+    assert "one remedy, EfficientNet-Lite0, BN fine-tuned, colour jitter, is shown to help (holds on LISC;" \
+        in F.lead(study, pd.DataFrame())
+
+
+def test_by_word_groups_domains_in_order():
+    assert W.by_word({"lisc": "holds", "bccd": "inconclusive", "jtsc": "holds", "cellavision": "inconclusive"}) \
+        == "holds on LISC and JTSC; inconclusive on BCCD and CellaVision"
+
+
+def test_arm_and_recipe_names():
+    assert W.arm_name("efficientnet_lite1_freezebn") == "EfficientNet-Lite1, BN frozen"
+    assert W.arm_name("efficientnet_lite0+colour") == "EfficientNet-Lite0, BN fine-tuned, colour jitter"
+    assert W.arm_name("efficientnet_lite2_freezebn_last") == "EfficientNet-Lite2, frozen BN, last stages trained"
+    assert W.arm_name("resnet18_bn") == "resnet18_bn" and W.arm_name("efficientnet_lite0_other") == \
+        "efficientnet_lite0_other"
+    label = next(iter(F.LOW_BUDGET.rule.by_label))
+    assert W.recipe_name(F.LOW_BUDGET.rule, label) == "EfficientNet-Lite0, BN fine-tuned"
+    adabn = [k for k, (_, m) in F.LOW_BUDGET.rule.by_label.items() if m == "adabn"][0]
+    assert W.recipe_name(F.LOW_BUDGET.rule, adabn).endswith("then AdaBN on the lab's images")
+    assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
+
+
+@pytest.mark.parametrize("rec, expect", [
+    ({"recipe": None}, "recommends nothing"),
+    ({"recipe": "efficientnet_lite0+colour", "supported": True, "words": {"lisc": "holds"}, "command": "wbcbench x"},
+     "Use **EfficientNet-Lite0, BN fine-tuned, colour jitter**"),
+    ({"recipe": "efficientnet_lite0+colour", "supported": False, "words": {"lisc": "inconclusive"}, "command": ""},
+     "No remedy is shown to help"),
+])
+def test_lab_box_follows_the_recommendation(rec, expect):
+    study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: rec)
+    box = F.lab_box(study, pd.DataFrame())
+    assert expect in box
+    assert "label a sample of your own cells" in box
+    assert ("```bash" in box) == bool(rec.get("command"))
+
+
+def test_the_converged_study_replaces_the_low_budget_one_only_when_complete(monkeypatch):
+    study, _ = F.current_study(load_runs)
+    assert study is F.LOW_BUDGET                       # the committed converged grid is not complete
+    monkeypatch.setattr(F, "grid_progress", lambda runs, grid: {"finished": 60, "total": 60})
+    study, runs = F.current_study(load_runs)
+    assert study is F.CONVERGED and len(runs)

@@ -1,0 +1,165 @@
+"""The findings page: five plain sentences with absolute levels, and what a lab should do, computed from a
+pretrained study's committed runs. The book reports the converged study once its grid is complete and the
+low-budget study until then; every number and word here comes from the study's own analysis module."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from wbcbench.analysis import pretrained_study, pretrained_v2
+from wbcbench.analysis.verdict import PRIMARY_METRIC, grid_progress, grid_runs
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD
+from wbcbench.core.paths import REPO_ROOT
+from wbcbench.core.profiles import get_profile
+from wbcbench.report.run_tables import chance_levels
+from wbcbench.report.tables import summary_table
+from wbcbench.report.words import by_word, domain_name, listed, recipe_name
+
+NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A pretrained study as the findings page needs it: where its runs are, its grid and its analysis."""
+    name: str
+    runs_dir: str
+    grid: str
+    profile: str
+    verdict: Callable[[pd.DataFrame], pd.DataFrame]
+    recommendation: Callable[[pd.DataFrame], dict]
+    rule: object      # its recipes.RecipeRule
+    frozen: str       # claim id: BN frozen vs fine-tuned
+    last: str         # claim id: frozen BN, last stages trained vs fine-tuned
+    adabn: str        # claim id: AdaBN
+    tent: str         # claim id: TENT
+    caveat: str = ""  # what else differs between its arms, said beside its numbers
+
+
+LOW_BUDGET = Study(
+    "low-budget pretrained study", "results/cpu-pretrained", pretrained_study.GRID, "cpu-pretrained",
+    pretrained_study.verdict, pretrained_study.recommendation, pretrained_study.RULE, "P1", "P2", "P3", "P4",
+    caveat="three things besides normalisation differ: its BN fine-tuned networks end training less accurate "
+    "than the frozen-BN ones, BCCD's and JTSC's cells fill far more of the frame than PBC's (the data chapter "
+    "measures it), and its class-balanced training meets test sets whose classes are not; the converged study, "
+    "which removes all three, replaces it when its grid is complete")
+CONVERGED = Study(
+    "converged pretrained study", "results/cpu-pretrained-v2", pretrained_v2.GRID, "cpu-pretrained-v2",
+    pretrained_v2.verdict, pretrained_v2.recommendation, pretrained_v2.RULE, "V1", "V2", "V3", "V4")
+
+
+def current_study(load, root: Path = REPO_ROOT) -> tuple[Study, pd.DataFrame]:
+    """(study, its runs): the converged study once every run of its grid is finished, else the low-budget one.
+    `load` is runs.collect.load_runs (passed in, so that this floor reads no run folder itself)."""
+    if (root / CONVERGED.runs_dir).is_dir():
+        runs, _ = load(root / CONVERGED.runs_dir)
+        g = grid_progress(runs, CONVERGED.grid)
+        if g["total"] and g["finished"] >= g["total"]:
+            return CONVERGED, runs
+    runs, _ = load(root / LOW_BUDGET.runs_dir)
+    return LOW_BUDGET, runs
+
+
+def arm_runs(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """The study's three BN arms of every network, without training augmentation: what the findings report."""
+    r = grid_runs(runs, study.grid)
+    return r[~r["model"].str.contains("+", regex=False)]
+
+
+def levels(study: Study, runs: pd.DataFrame, metric: str = PRIMARY_METRIC) -> pd.DataFrame:
+    """Per test domain (in-domain first): the lowest and highest mean score over seeds of arm_runs in the
+    standard evaluation, the number of arms, and chance there."""
+    r = arm_runs(study, runs)
+    s = summary_table(r, eval_mode=STANDARD, metrics=(metric,))
+    chance = chance_levels(r, metric)
+    rows = []
+    for t in (IN_DOMAIN, *SHIFTED_DOMAINS):
+        m = s.loc[s["test_set"] == t, f"{metric}_mean"]
+        rows.append({"test_set": t, "low": m.min(), "high": m.max(), "arms": len(m), "chance": chance.get(t)})
+    return pd.DataFrame(rows).set_index("test_set")
+
+
+def _range(row) -> str:
+    lo, hi = round(row["low"] * 100), round(row["high"] * 100)
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
+def domain_words(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
+    """The study's claims x shifted domains, one word each (pretrained_v2.domain_word: a claim holds on a
+    domain when the comparisons of at least two of its three networks hold there and none is contradicted)."""
+    return pretrained_v2.domain_words(study.verdict(runs)).set_index("claim")
+
+
+def _claim(words: pd.DataFrame, claim: str, lower: bool = False) -> str:
+    """'AdaBN raises ...: holds on LISC; inconclusive on BCCD, JTSC and CellaVision'."""
+    statement = words.loc[claim, "statement"]
+    first = statement[:1].lower() if lower else statement[:1].upper()
+    return f"{first}{statement[1:]}: {by_word(words.loc[claim, list(SHIFTED_DOMAINS)].to_dict())}"
+
+
+def _same(words: pd.DataFrame, a: str, b: str) -> bool:
+    return words.loc[a, list(SHIFTED_DOMAINS)].tolist() == words.loc[b, list(SHIFTED_DOMAINS)].tolist()
+
+
+def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
+    """The five findings: in-domain level, shifted levels against chance, what frozen BN does, what test-time
+    BN adaptation does, and which study this is."""
+    lv = levels(study, runs)
+    words = domain_words(study, runs)
+    near = [d for d in SHIFTED_DOMAINS if lv.loc[d, "high"] < 2 * lv.loc[d, "chance"]]
+    far = [d for d in SHIFTED_DOMAINS if d not in near]
+    chance_in = lv.loc[IN_DOMAIN, "chance"]
+    n_arms = int(lv.loc[IN_DOMAIN, "arms"])
+    p = get_profile(study.profile)
+    chances = listed(sorted({f"{lv.loc[d, 'chance']:.0%}" for d in SHIFTED_DOMAINS}))
+    shifted = listed([f"{domain_name(d)} {_range(lv.loc[d])}" for d in far])
+    if near:
+        shifted += ("; " if far else "") + listed([f"{domain_name(d)} {_range(lv.loc[d])}" for d in near])
+        shifted += ", never twice chance"
+    out = [
+        f"Trained on PBC, the {NUMBERS.get(n_arms, n_arms)} networks of the study (EfficientNet-Lite0, -Lite1 "
+        "and -Lite2, each with BN fine-tuned, BN frozen at its ImageNet statistics, or frozen BN with the last "
+        f"stages trained) classify held-out PBC cells at {_range(lv.loc[IN_DOMAIN])} balanced accuracy "
+        f"(chance {chance_in:.0%}).",
+        f"On other labs' images the same networks score far lower: {shifted} (chance {chances}).",
+        f"{_claim(words, study.frozen)}; {_claim(words, study.last, lower=True)}.",
+        f"{_claim(words, study.adabn)}; " + ("TENT, the same words." if _same(words, study.adabn, study.tent)
+                                            else f"{_claim(words, study.tent)}."),
+        f"These numbers come from the {study.name} ({p['epochs']} epochs at {p['crop_size']} px on CPU, "
+        + ("all of pbc:train" if not p.get("train_subset_per_class") else
+           f"{p['train_subset_per_class']} training images per class")
+        + f", {arm_runs(study, runs)['seed'].nunique()} seeds)"
+        + (f", in which {study.caveat}" if study.caveat else "") + ".",
+    ]
+    return out
+
+
+def lead(study: Study, runs: pd.DataFrame) -> str:
+    """The page's first sentence: the gap, and whether any remedy of the study is shown to close it."""
+    rec = study.recommendation(runs)
+    remedy = (f"one remedy, {recipe_name(study.rule, rec['recipe'])}, is shown to help ({by_word(rec['words'])})"
+              if rec.get("supported") else "no remedy tested here is shown to help in every new lab")
+    return ("Networks that classify white blood cells almost perfectly in the lab that trained them do far worse on "
+            f"other labs' images, and {remedy}.")
+
+
+def lab_box(study: Study, runs: pd.DataFrame) -> str:
+    """Markdown for 'What a lab should do', from the study's recommendation rule."""
+    rec = study.recommendation(runs)
+    lines = []
+    if rec["recipe"] is None:
+        lines.append("The study has no runs of its plain recipe yet, so it recommends nothing.")
+    elif rec.get("supported"):
+        lines.append(f"Use **{recipe_name(study.rule, rec['recipe'])}**: chosen by the plan's rule on the other labs, "
+                     f"and shown to score higher than the plain recipe ({by_word(rec['words'])}).")
+    else:
+        lines.append("No remedy is shown to help in every new lab. The plan's rule picks "
+                     f"**{recipe_name(study.rule, rec['recipe'])}** as the best bet, but against the plain recipe "
+                     f"it is {by_word(rec['words'])}.")
+    lines.append("Whatever you deploy, label a sample of your own cells (a few dozen per class) and score the "
+                 "network on it before trusting it: on another lab's images these networks can fall to chance.")
+    if rec.get("command"):
+        lines.append(f"Train and apply the chosen recipe:\n\n```bash\n{rec['command']}\n```")
+    return "\n\n".join(lines)

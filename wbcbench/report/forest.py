@@ -1,0 +1,206 @@
+"""Figures for the studies' results (notebooks 06-08, the findings page): forest plots of the plan's
+comparisons, a dot plot of the pretrained arms, and the headline in-domain vs shifted-domain chart. Each
+comes from a table of wbcbench.analysis and goes through plots._fit, so it renders with the book's one font
+size; the tables stay beside them for the exact numbers.
+
+Effects are fractions in the tables (percentage points / 100) and percentage points here. Every layer of a
+faceted chart reads the facet's one data source, so each panel draws its own rows only.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+
+from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, ordered
+from wbcbench.report.plots import FONT_SIZE, _alt, _fit, benchmark_chart, metric_title
+from wbcbench.report.words import domain_name
+
+#: The plan's words, one colour each in every figure (Okabe-Ito blue and vermillion for the decided words).
+WORD_COLOURS = {"holds": "#0072B2", "contradicted": "#D55E00", "inconclusive": "#666666",
+                "uninformative": "#CC79A7", "undetermined": "#BBBBBB"}
+#: One shape per shifted domain where the domain is not a panel of its own.
+DOMAIN_SHAPES = dict(zip(SHIFTED_DOMAINS, ("circle", "square", "triangle-up", "diamond")))
+PAGE_WIDTH = 730  # px: the book's page column
+
+EFFECT = "effect (pp)"
+LOW, HIGH = "95% CI from (pp)", "95% CI to (pp)"
+NO_PAIRS = "no pairs"  # x position (0) of the 'no paired runs' note on a row without an effect
+DOMAIN = "shifted domain"
+
+
+def _word_colour(alt, title: str = "the plan's word"):
+    return alt.Color("word:N", title=title, scale=alt.Scale(domain=list(WORDS), range=list(WORD_COLOURS.values())))
+
+
+def _in_pp(df: pd.DataFrame, effect: str = "effect") -> pd.DataFrame:
+    """A copy with the effect and its interval in percentage points under reader column names, and the
+    note's position where there is no effect (fewer than one pair)."""
+    d = df.copy()
+    d[EFFECT] = pd.to_numeric(d[effect], errors="coerce") * 100
+    d[LOW] = pd.to_numeric(d["lo"], errors="coerce") * 100
+    d[HIGH] = pd.to_numeric(d["hi"], errors="coerce") * 100
+    d[NO_PAIRS] = [0.0 if pd.isna(e) else float("nan") for e in d[EFFECT]]
+    d["zero"] = 0.0
+    return d
+
+
+def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=()):
+    """Interval rule, point, the 'no paired runs' note and the zero line, all reading the parent's data."""
+    base = alt.Chart().encode(y=y, **({"yOffset": shape[0]} if shape else {}))
+    x = alt.X(f"{EFFECT}:Q", title=x_title, axis=alt.Axis(format="~r"))
+    rule = base.mark_rule(strokeWidth=2).encode(x=alt.X(f"{LOW}:Q", title=x_title), x2=f"{HIGH}:Q", color=colour)
+    point = base.mark_point(filled=True, size=55, opacity=1).encode(
+        x=x, color=colour, **({"shape": shape[1]} if shape else {}), tooltip=list(tooltip))
+    note = base.mark_text(text="no paired runs", align="left", dx=4, fontSize=FONT_SIZE, color="dimgray").encode(
+        x=alt.X(f"{NO_PAIRS}:Q", title=x_title))
+    zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(
+        x=alt.X("zero:Q", aggregate="min", title=x_title))
+    return [zero, rule, point, note]
+
+
+def _claim_titles(v: pd.DataFrame) -> list[str]:
+    """'(P1) statement' per row, wrapped into lines joined by '|' (split back by the header's labelExpr)."""
+    return ["|".join(textwrap.wrap(f"({c}) {s} ({k})", 60)) for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
+
+
+def claims_forest(v: pd.DataFrame, width: int = 280):
+    """A study's verdict table (verdict.verdict_table) as a forest plot: one panel per claim, one band per
+    comparison ('a vs b'), inside it one point per shifted domain (shape) at the paired effect in the claimed
+    direction (pp) with its 95% interval, coloured by the plan's word; a point without a bar has one pair."""
+    alt = _alt()
+    d = _in_pp(v)
+    d["comparison"] = [f"{a} vs {b}" for a, b in zip(d["label_a"], d["label_b"])]
+    d["claim title"] = _claim_titles(d)
+    d[DOMAIN] = d["test_set"]
+    domains = ordered(d["test_set"], SHIFTED_DOMAINS)
+    robust = d["kind"].eq(ROBUSTNESS)
+    d["what"] = ["less drop from " + IN_DOMAIN if r else "gain from the method" for r in robust]
+    shape = (alt.YOffset(f"{DOMAIN}:N", sort=domains),
+             alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN,
+                       scale=alt.Scale(domain=domains, range=[DOMAIN_SHAPES.get(t, "cross") for t in domains])))
+    y = alt.Y("comparison:N", sort=list(dict.fromkeys(d["comparison"])), title=None,
+              axis=alt.Axis(labelExpr="[split(datum.value, ' vs ')[0], 'vs ' + split(datum.value, ' vs ')[1]]",
+                            labelLimit=260, labelPadding=6))
+    layers = _forest_layers(alt, y, "effect in the claimed direction (pp)", _word_colour(alt), shape,
+                            tooltip=["comparison", DOMAIN, "what", alt.Tooltip(f"{EFFECT}:Q", format="+.1f"),
+                                     alt.Tooltip(f"{LOW}:Q", format="+.1f"), alt.Tooltip(f"{HIGH}:Q", format="+.1f"),
+                                     "word"])
+    header = alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
+                        labelFontWeight="bold", labelLimit=PAGE_WIDTH)
+    chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(12, **{"for": "offset"})).facet(
+        facet=alt.Facet("claim title:N", sort=list(dict.fromkeys(d["claim title"])), title=None, header=header),
+        columns=1).resolve_scale(y="independent")
+    return _fit(chart.properties(title=alt.TitleParams(
+        "Every comparison of every claim, on each shifted domain", subtitle=[
+            "Effect in percentage points, positive in the claimed direction: for a robustness claim how much less "
+            "the", f"first network drops from {IN_DOMAIN}, for a test-time claim what the method gains. Point: mean "
+            "over seeds; bar: 95% CI."])))
+
+
+def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 170):
+    """pretrained_study.recipe_tests as a forest plot: one panel per shifted domain, one row per recipe, its
+    gain over the plain recipe (pp) with the 95% interval, coloured by the plan's word."""
+    alt = _alt()
+    d = _in_pp(tests)
+    d["recipe"], d[DOMAIN] = d["label_a"], d["test_set"]
+    plain = ", ".join(dict.fromkeys(d["label_b"])) or "the plain recipe"
+    y = alt.Y("recipe:N", sort=list(dict.fromkeys(d["recipe"])), title=None, axis=alt.Axis(labelLimit=300))
+    layers = _forest_layers(alt, y, "gain over the plain recipe (pp)", _word_colour(alt), tooltip=[
+        "recipe", DOMAIN, alt.Tooltip(f"{EFFECT}:Q", format="+.1f"), alt.Tooltip(f"{LOW}:Q", format="+.1f"),
+        alt.Tooltip(f"{HIGH}:Q", format="+.1f"), "word"])
+    chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(14)).facet(
+        facet=alt.Facet(f"{DOMAIN}:N", sort=ordered(d["test_set"], SHIFTED_DOMAINS), title=None), columns=columns)
+    return _fit(chart.properties(title=alt.TitleParams(
+        "Each recipe against the plain one, on each shifted domain",
+        subtitle=[f"Gain in balanced accuracy over {plain} (classes with >= 5 images), percentage points:",
+                  "mean over seeds (point), 95% CI (bar), one Holm family for all recipes and domains."])))
+
+
+def held_out_forest(held: pd.DataFrame, width: int = 320):
+    """pretrained_study.held_out as a forest plot: per held-out domain, what the recipe chosen on the other
+    three gains there over the plain recipe (pp), with its 95% interval."""
+    alt = _alt()
+    d = held.copy()
+    d["effect"] = d["gain"]
+    d = _in_pp(d)
+    d["row"] = [f"{t}|chosen: {c}" for t, c in zip(d["held-out domain"], d["chosen on the other three"])]
+    d["chosen recipe (%)"] = pd.to_numeric(d["score"], errors="coerce") * 100
+    d["plain recipe (%)"] = pd.to_numeric(d["plain"], errors="coerce") * 100
+    y = alt.Y("row:N", sort=list(d["row"]), title="held-out domain",
+              axis=alt.Axis(labelExpr="split(datum.value, '|')", labelLimit=300, labelPadding=6))
+    layers = _forest_layers(alt, y, "gain over the plain recipe on the held-out domain (pp)", alt.value("#0072B2"),
+                            tooltip=["held-out domain", "chosen on the other three",
+                                     alt.Tooltip("chosen recipe (%):Q", format=".1f"),
+                                     alt.Tooltip("plain recipe (%):Q", format=".1f"),
+                                     alt.Tooltip(f"{EFFECT}:Q", format="+.1f"), "seeds"])
+    return _fit(alt.layer(*layers, data=d).properties(width=width, height=alt.Step(40), title=alt.TitleParams(
+        "What the recommendation gains in a lab it was not chosen on",
+        subtitle=["Recipe chosen on the other three shifted domains, scored on the held-out one:",
+                  "gain over the plain recipe, mean over seeds (point) and 95% CI (bar)."])))
+
+
+def arms_dot_chart(summary: pd.DataFrame, chance: dict | None, metric: str = PRIMARY_METRIC, columns: int = 3):
+    """The arms' score per test domain (tables.summary_table, every evaluation mode): plots.benchmark_chart
+    with one row per arm and evaluation ('efficientnet_lite0 + AdaBN', in the colour of its network), the
+    domain's chance level dashed; panels narrow enough for `columns` of them in the page column."""
+    return benchmark_chart(summary, metric, chance, columns=columns, rows="label", width=130, row_height=14,
+                           x_title="")
+
+
+def headline_points(summary: pd.DataFrame, metric: str = "balanced_accuracy", eval_mode: str = STANDARD):
+    """Per model and shifted domain (a summary_table's rows in `eval_mode`): its mean `metric` on IN_DOMAIN
+    ('in-domain') and on the domain ('shifted'), and the metric's name; models without an IN_DOMAIN score
+    are left out."""
+    s = summary[summary["eval_mode"] == eval_mode] if len(summary) else summary
+    cols = ["model", "test_set", "in-domain", "shifted", "metric"]
+    if not len(s):
+        return pd.DataFrame(columns=cols)
+    mean = s.groupby(["model", "test_set"], sort=False)[f"{metric}_mean"].first().astype(float)
+    out = s.loc[s["test_set"] != IN_DOMAIN, ["model", "test_set"]].drop_duplicates()
+    out["in-domain"] = [mean.get((m, IN_DOMAIN)) for m in out["model"]]
+    out["shifted"] = [mean[(m, t)] for m, t in zip(out["model"], out["test_set"])]
+    out["metric"] = metric
+    return out.dropna(subset=["in-domain", "shifted"]).reset_index(drop=True)[cols]
+
+
+def headline_chart(points: pd.DataFrame, chance: dict | None = None, metric: str | None = None, size: int = 380):
+    """headline_points as a scatter: x the in-domain score, y the score on a shifted domain, one point per
+    model and domain coloured by the domain; on the diagonal a model loses nothing, and each domain's chance
+    level (run_tables.chance_levels) is a dashed line of its colour, named at its left end. `metric`: the
+    points' own by default."""
+    alt = _alt()
+    metric = metric or (points["metric"].iloc[0] if "metric" in points.columns and len(points) else
+                        "balanced_accuracy")
+    d = points.rename(columns={"test_set": DOMAIN}).copy()
+    tests = ordered(d[DOMAIN], SHIFTED_DOMAINS)
+    levels = {domain_name(t): (chance or {})[t] for t in tests if t in (chance or {})}
+    domains = [domain_name(t) for t in tests]
+    d[DOMAIN] = d[DOMAIN].map(domain_name)
+    d["in-domain (%)"], d["shifted (%)"] = d["in-domain"] * 100, d["shifted"] * 100
+    name = metric_title(metric)
+    colour = alt.Color(f"{DOMAIN}:N", sort=domains, scale=alt.Scale(domain=domains), title=DOMAIN)
+    x = alt.X("in-domain:Q", title=f"{name} on {domain_name(IN_DOMAIN)}", scale=alt.Scale(domain=[0, 1]),
+              axis=alt.Axis(format="%"))
+    y = alt.Y("shifted:Q", title=f"{name} on the shifted domain", scale=alt.Scale(domain=[0, 1]),
+              axis=alt.Axis(format="%"))
+    diagonal = alt.Chart(pd.DataFrame({"in-domain": [0.0, 1.0], "shifted": [0.0, 1.0]})).mark_line(
+        color="gray", strokeDash=[2, 2]).encode(x=x, y=y)
+    dots = alt.Chart(d).mark_point(filled=True, size=70, opacity=0.85).encode(
+        x=x, y=y, color=colour, shape=alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN, scale=alt.Scale(
+            domain=domains, range=[DOMAIN_SHAPES.get(t, "cross") for t in tests])),
+        tooltip=["model", DOMAIN, alt.Tooltip("in-domain (%):Q", format=".1f"),
+                 alt.Tooltip("shifted (%):Q", format=".1f")])
+    layers = [diagonal, dots]
+    if levels:
+        lines = pd.DataFrame({DOMAIN: list(levels), "shifted": list(levels.values())})
+        names = lines.groupby("shifted", sort=False)[DOMAIN].agg(", ".join).reset_index()
+        names["text"] = "chance: " + names[DOMAIN]
+        layers[1:1] = [alt.Chart(lines).mark_rule(strokeDash=[6, 4], strokeWidth=1.5).encode(y=y, color=colour),
+                       alt.Chart(names).mark_text(align="left", baseline="bottom", dx=4, dy=-2, color="dimgray",
+                                                  fontSize=FONT_SIZE - 1).encode(y=y, x=alt.value(0), text="text:N")]
+    note = "; dashed: each domain's chance level" if levels else ""
+    return _fit(alt.layer(*layers).properties(width=size, height=size, title=alt.TitleParams(
+        "In-domain score against the score in other labs",
+        subtitle=[f"One point per model and shifted domain; dotted diagonal: no drop{note}."])))

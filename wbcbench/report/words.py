@@ -1,0 +1,51 @@
+"""How the book's prose names the studies' arms, recipes, domains and words, in one place, so that the findings
+page and every chapter call the same thing by the same name."""
+from __future__ import annotations
+
+from wbcbench.analysis.pretrained_v2 import DOMAIN_WORDS
+from wbcbench.core.names import DOMAIN_NAMES, SHIFTED_DOMAINS, STANDARD, method_label
+
+FAMILIES = {f"efficientnet_lite{v}": f"EfficientNet-Lite{v}" for v in (0, 1, 2)}
+TRAINING = {"": "BN fine-tuned", "_freezebn": "BN frozen", "_freezebn_last": "frozen BN, last stages trained"}
+AUGMENTS = {"colour": "colour jitter", "hed": "HED stain jitter", "grayscale": "grayscale",
+            "scale": "scale augmentation", "colour+scale": "colour jitter and scale augmentation"}
+
+
+def domain_name(domain: str) -> str:
+    """'cellavision' -> 'CellaVision'; a test set the book does not bundle keeps its name."""
+    return DOMAIN_NAMES.get(domain, domain)
+
+
+def arm_name(variant: str) -> str:
+    """'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen'; 'efficientnet_lite0+colour' ->
+    'EfficientNet-Lite0, BN fine-tuned, colour jitter'. A network outside the studies keeps its id."""
+    model, _, augment = variant.partition("+")
+    family = next((f for f in FAMILIES if model.startswith(f) and model[len(f):] in TRAINING), None)
+    if family is None:
+        return variant
+    name = f"{FAMILIES[family]}, {TRAINING[model[len(family):]]}"
+    return name + (f", {AUGMENTS.get(augment, augment)}" if augment else "")
+
+
+def recipe_name(rule, label: str) -> str:
+    """A recipe of a recipes.RecipeRule, by its row label, in words: 'EfficientNet-Lite0, BN fine-tuned, then
+    AdaBN on the lab's images'."""
+    arm, mode = rule.by_label[label]
+    return arm_name(arm) + ("" if mode == STANDARD else f", then {method_label(mode)} on the lab's images")
+
+
+def listed(items, sep: str = ", ") -> str:
+    """'a, b and c' (names that hold commas themselves: sep='; ')."""
+    items = list(items)
+    return sep.join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def by_word(word_of: dict, emphasis: bool = False) -> str:
+    """{shifted domain: word} (a dict, or a row of pretrained_v2.domain_words) as 'holds on LISC and JTSC;
+    inconclusive on BCCD', words in DOMAIN_WORDS order, domains in the benchmark's order; a shifted domain
+    without a word is undetermined."""
+    groups: dict[str, list[str]] = {}
+    for d in SHIFTED_DOMAINS:
+        groups.setdefault(word_of.get(d, "undetermined"), []).append(domain_name(d))
+    order = sorted(groups, key=lambda w: DOMAIN_WORDS.index(w) if w in DOMAIN_WORDS else len(DOMAIN_WORDS))
+    return "; ".join(f"{f'*{w}*' if emphasis else w} on {listed(groups[w])}" for w in order)
