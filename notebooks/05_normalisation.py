@@ -61,7 +61,7 @@ from IPython.display import Markdown
 
 from wbcbench.analysis import cpu_study
 from wbcbench.models import MODELS
-from wbcbench.report import plots, run_tables, verdict_text
+from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import summary_table, to_markdown
 from wbcbench.runs.collect import load_runs
 
@@ -106,14 +106,14 @@ drops = run_tables.domain_drops(runs[runs["model"].isin(NORM_MODELS)] if have_ru
 plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else Markdown("_no chart: no runs yet_")
 
 # %% [markdown]
-# The verdict on the claims about these models (claims (a), (b) and (d) of the CPU study), with every
-# comparison, generated from `cpu_study.verdict_table`:
+# The plan's comparisons of these models (claims (a), (b) and (d) of the CPU study), each drop difference with
+# its interval and word; the [CPU study](06_cpu_study.ipynb) gives each comparison in words.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "The CPU study's comparisons of the normalisation variants: the difference of the drops from pbc:test (positive: the first model loses less), in percentage points, with its 95% interval over seeds, one panel per claim, coloured by the plan's word.", "name": "fig-normalisation-claims"}, "image": {"alt": "Forest plot, one panel per claim: each comparison of two normalisation variants on each shifted domain as a point with its interval around a dashed zero line, coloured by its word."}} tags=["hide-input"]
 verdict = cpu_study.verdict_table(runs)
 ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS)
                & verdict["b"].isin(NORM_MODELS)]
-Markdown(verdict_text.verdict_sentences(ours))
+plots.show(forest.claims_forest(ours))
 
 # %% tags=["hide-input"]
 assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(cpu_study.WORDS)

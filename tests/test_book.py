@@ -291,6 +291,10 @@ def test_page_offline_without_errors(browser, book_build, page):
     broken = js(browser, "[...document.querySelectorAll('article img')].filter(i => !i.complete || "
                          "i.naturalWidth === 0).map(i => i.getAttribute('src'))")
     assert not broken, f"{page}: figures that do not load: {broken}"
+    uncaptioned = js(browser, "[...document.querySelectorAll('article img')].filter(i => "
+                              "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
+                              "!i.alt || /_images|\\.(svg|png)$/.test(i.alt)).map(i => i.getAttribute('src'))")
+    assert not uncaptioned, f"{page}: figures without a numbered caption or a real alt text: {uncaptioned}"
     assert not dead_links(browser, html, page), f"{page}: links to nothing: {dead_links(browser, html, page)}"
     same = [c for c in facet_panels(browser) if c["distinct"] < c["cells"]]
     assert not same, f"{page}: faceted charts whose panels repeat each other: {same}"

@@ -120,3 +120,11 @@ def test_recipe_gate_v2_reads_the_arms_standard_score():
         mp.setattr(verdict_module, "get_grid", lambda name: fake_grid)
         assert choose(recipe_means(df, rule), SHIFTED_DOMAINS, rule) == adabn
         assert choose(recipe_means(df, strict), SHIFTED_DOMAINS, strict) == plain
+
+
+def test_no_runs_yet_gives_undetermined_words_and_no_recipe():
+    """A grid with no finished run: every comparison undetermined, every domain word too, nothing recommended."""
+    v = pretrained_v2.verdict(pd.DataFrame())
+    assert len(v) == sum(len(c.comparisons) for c in pretrained_v2.CLAIMS) * 4 and set(v["word"]) == {"undetermined"}
+    assert set(pretrained_v2.domain_words(v)[list(SHIFTED_DOMAINS)].stack()) == {"undetermined"}
+    assert pretrained_v2.recommendation(pd.DataFrame())["recipe"] is None

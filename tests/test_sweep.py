@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from wbcbench import cli, models
+from wbcbench.analysis.verdict import grid_progress
 from wbcbench.core.errors import WbcError
 from wbcbench.core.names import ADAPT_METHODS
 from wbcbench.core.paths import REPO_ROOT
@@ -129,6 +130,21 @@ def test_grids_and_plan():
         runner.plan()
     with pytest.raises(WbcError, match="epochs=0 is out of range"):
         runner.plan(profile="smoke", overrides={"epochs": 0})
+
+
+def test_a_grid_entry_can_be_limited_to_some_seeds(monkeypatch):
+    """An entry's `seeds` limits it to those seeds without entering its settings: its runs keep the names
+    they have without it (the converged study's rule drops a network from the later seeds this way)."""
+    full = runner.plan(profile="smoke", models=["resnet18_bn", "vit_tiny"], seeds="0-2")
+    cut = runner.plan(profile="smoke", models=["resnet18_bn", ("vit_tiny", {"seeds": [0]})], seeds="0-2")
+    assert [(r.model, r.seed) for r in cut] == [("resnet18_bn", 0), ("vit_tiny", 0), ("resnet18_bn", 1),
+                                                ("resnet18_bn", 2)]
+    names = {(r.model, r.seed): r.run_dir() for r in full}
+    assert all(names[(r.model, r.seed)] == r.run_dir() for r in cut) and all(r.overrides == {} for r in cut)
+    grid = dict(grids.GRIDS["cpu-study"], models=["resnet18_bn", ("vit_tiny", {"seeds": [0]})], seeds=[0, 1, 2])
+    monkeypatch.setitem(grids.GRIDS, "cut", grid)
+    assert grids.grid_size("cut")["runs"] == 4 == len(runner.plan(grid="cut"))
+    assert grid_progress(None, "cut")["total"] == 4
 
 
 def test_grids_hold_registered_models_valid_settings_and_methods():

@@ -12,7 +12,7 @@ import pandas as pd
 
 from wbcbench.analysis.stats import compare, holm
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
-from wbcbench.sweep.grids import get_grid
+from wbcbench.sweep.grids import get_grid, grid_size
 
 PRIMARY_METRIC = "balanced_accuracy_min5"   # decides every verdict
 BESIDE_METRICS = ("accuracy", "macro_f1")   # shown beside it, never decide
@@ -47,7 +47,7 @@ VERDICT_COLUMNS = ["claim", "statement", "kind", "a", "mode_a", "b", "mode_b", "
 
 # what the verdict reads of a collect() table
 _NUMERIC = (*STUDY_METRICS, "top_prediction_share", "majority_baseline")
-_RUN_COLUMNS = ["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir", *_NUMERIC]
+_RUN_COLUMNS = ["model", "profile", "train", "seed", "eval_mode", "test_set", "run_dir", "eval_dir", *_NUMERIC]
 
 
 def variant(model: str, augment=None) -> str:
@@ -86,8 +86,7 @@ def grid_runs(runs: pd.DataFrame, grid: str) -> pd.DataFrame:
 def grid_progress(runs: pd.DataFrame, grid: str) -> dict:
     """finished: (variant, seed) runs of the grid that have finished, of `total`; others: models with
     finished runs that the grid does not have; repeated: (variant, seed) pairs with more than one run."""
-    g = get_grid(grid)
-    total = len(grid_variants(grid)) * len(g["seeds"])
+    total = grid_size(grid)["runs"]
     if runs is None or not len(runs):
         return {"finished": 0, "total": total, "others": [], "repeated": []}
     per = grid_runs(runs, grid).groupby(["model", "seed"])["run_dir"].nunique()

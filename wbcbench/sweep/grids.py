@@ -73,8 +73,16 @@ def model_names(models) -> list[str]:
     return [m if isinstance(m, str) else m[0] for m in models]
 
 
+def entry_seeds(entry, seeds) -> list[int]:
+    """The seeds a grid entry runs at: `seeds`, or those of them its own `seeds` key keeps (a grid may run an
+    entry at some seeds only; the key is not a training setting and never enters the run's name)."""
+    only = None if isinstance(entry, str) else dict(entry[1]).get("seeds")
+    return [s for s in seeds if only is None or s in only]
+
+
 def grid_size(name: str = "cpu-study") -> dict:
     """Models, seeds and number of runs of a named grid."""
     g = get_grid(name)
     models = model_names(g["models"])
-    return {"models": models, "seeds": list(g["seeds"]), "runs": len(models) * len(g["seeds"])}
+    return {"models": models, "seeds": list(g["seeds"]),
+            "runs": sum(len(entry_seeds(e, g["seeds"])) for e in g["models"])}

@@ -30,7 +30,7 @@ from wbcbench.core.profiles import PROFILES, SETTINGS, check_seed, check_setting
 from wbcbench.data.datasets import parse_test_sets
 from wbcbench.engine import train
 from wbcbench.runs import rundir
-from wbcbench.sweep.grids import BUNDLED_TESTS, GRIDS, get_grid
+from wbcbench.sweep.grids import BUNDLED_TESTS, GRIDS, entry_seeds, get_grid
 from wbcbench.sweep.launchers import LAUNCHERS, launch
 from wbcbench.sweep.parameters import KERNEL, NOTEBOOK, check_parameters, relative, run_arguments
 
@@ -139,7 +139,10 @@ def plan(profile=None, models=None, seeds=None, train=None, test=None, out=None,
     runs = []
     for seed in seeds:  # seed-major: a partly finished sweep has every model at the first seeds
         for entry in models:
+            if seed not in entry_seeds(entry, seeds):
+                continue
             name, model_over = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+            model_over.pop("seeds", None)
             ov = {**model_over, **(overrides or {})}
             get_profile(profile, **ov)  # unknown profile or bad setting: WbcError now, not once per run
             runs.append(Run(model=name, profile=profile, seed=seed, train=train, test=test, out=out, adapt=adapt,
