@@ -35,11 +35,13 @@ def test_update_rewrites_only_the_blocks(tmp_path):
     assert readme.main([str(path), *args]) == 0
     text = path.read_text()
     assert text.startswith("# x\nbefore\n<!-- verdict:start -->\n")
-    assert text.endswith("<!-- verdict-pretrained:end -->\nbetween\nafter\n")
-    assert "STALE TEXT" not in text and text.count("between") == 2
+    assert text.endswith("<!-- verdict-converged:end -->\nbetween\nafter\n")
+    assert "STALE TEXT" not in text and text.count("between") == 3
     assert "0 of 40 runs" in text and "| f | TENT recovers accuracy of BN models |" in text
     assert "0 of 60 runs" in text and "| P3 | AdaBN recovers accuracy of the fine-tuned BN networks |" in text
     assert "no recipe can be chosen yet" in text
+    assert "0 of 60 runs of the `cpu-pretrained-v2` grid" in text and "| V1 | BN frozen" in text
+    assert "| undetermined | undetermined | undetermined | undetermined |" in text
     assert readme.update(path, {n: str(empty) for n in readme.BLOCKS}) is False  # idempotent
 
 

@@ -129,3 +129,6 @@ def test_the_recommendation_sentence_says_which_case_it_is():
     assert f"**{tent}**, supported" in held and "lisc: holds, bccd: inconclusive, jtsc: uninformative" in held
     weak = verdict_text.recommendation_sentence({"recipe": tent, "supported": False, "words": {"lisc": "inconclusive"}})
     assert "not shown to help" in weak and "bccd: –" in weak
+    early = verdict_text.recommendation_sentence({"recipe": tent, "supported": False,
+                                                  "words": dict.fromkeys(SHIFTED_DOMAINS, "undetermined")})
+    assert "too few seeds to test it" in early and "not shown to help" not in early

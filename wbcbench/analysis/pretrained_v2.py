@@ -21,10 +21,11 @@ CLAIMS = (
           tuple((f"{m}_freezebn_last", STANDARD, m, STANDARD) for m in LITE)),
     Claim("V3", "AdaBN raises the fine-tuned network's score on the new domain", TEST_TIME,
           tuple((m, "adabn", m, STANDARD) for m in LITE)),
-    Claim("V4", "TENT (batches of 64) raises it", TEST_TIME, tuple((m, "tent", m, STANDARD) for m in LITE)),
-    Claim("V5", "rescaling to the training domain's cell scale raises it", TEST_TIME,
+    Claim("V4", "TENT (batches of 64) raises the fine-tuned network's score on the new domain", TEST_TIME,
+          tuple((m, "tent", m, STANDARD) for m in LITE)),
+    Claim("V5", "rescaling to the training domain's cell scale raises the fine-tuned network's score", TEST_TIME,
           tuple((m, "scale", m, STANDARD) for m in LITE)),
-    Claim("V6", "rescaling, then AdaBN, raises it more than AdaBN alone", TEST_TIME,
+    Claim("V6", "rescaling, then AdaBN, raises the score more than AdaBN alone", TEST_TIME,
           tuple((m, "scale+adabn", m, "adabn") for m in LITE)),
 )
 

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from wbcbench.analysis import cpu_study
 from wbcbench.analysis import pretrained_study as SP
+from wbcbench.analysis import pretrained_v2 as V2
 from wbcbench.core.atomic import write_text
 from wbcbench.core.errors import WbcError
+from wbcbench.core.names import SHIFTED_DOMAINS
 from wbcbench.report import verdict_text
 from wbcbench.report.tables import to_markdown
+from wbcbench.report.words import domain_name
 from wbcbench.runs.collect import load_runs, resolve_dir
 
 COMMAND = "python -m wbcbench.report.readme README.md"
@@ -33,16 +36,38 @@ def cpu_block(runs_dir: str) -> list[str]:
             _claims_table(cpu_study.verdict_table(runs))]
 
 
+def _words_table(verdict) -> str:
+    """Claims x shifted domains, one word each (pretrained_v2.domain_words)."""
+    words = V2.domain_words(verdict)
+    return to_markdown(words.rename(columns={d: domain_name(d) for d in SHIFTED_DOMAINS}))
+
+
 def pretrained_block(runs_dir: str) -> list[str]:
-    """The pretrained study: its progress, the claim table (P1-P4) and the new-lab recommendation."""
+    """The pretrained study: its progress, the claim table (P1-P4), each claim's word per domain and the
+    new-lab recommendation."""
     runs, _ = load_runs(runs_dir)
+    verdict = SP.verdict(runs)
     return [f"The verdict, computed by the addendum of the {PLAN} from the runs: "
-            + verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID), "", _claims_table(SP.verdict(runs)), "",
+            + verdict_text.progress_sentence(runs, runs_dir, grid=SP.GRID), "", _claims_table(verdict), "",
+            f"A claim's single word above holds when any one of its comparisons holds. Per domain ({PER_DOMAIN}):",
+            "", _words_table(verdict), "",
             "Deploying in a new lab: " + verdict_text.recommendation_sentence(SP.recommendation(runs))]
 
 
+def converged_block(runs_dir: str) -> list[str]:
+    """The converged study: its progress, each claim's word per domain (V1-V6) and the recommendation v2."""
+    runs, _ = load_runs(runs_dir)
+    return [f"Computed by the second addendum of the {PLAN} from the runs: "
+            + verdict_text.progress_sentence(runs, runs_dir, grid=V2.GRID) + f" Per domain ({PER_DOMAIN}):", "",
+            _words_table(V2.verdict(runs)), "",
+            "Deploying in a new lab: " + verdict_text.recommendation_sentence(V2.recommendation(runs), V2.RULE)]
+
+
+PER_DOMAIN = ("a claim holds on a domain when its comparisons hold there on at least two of the three networks "
+              "and are contradicted on none")
 BLOCKS = {"verdict": ("results/cpu", cpu_block),
-          "verdict-pretrained": ("results/cpu-pretrained", pretrained_block)}
+          "verdict-pretrained": ("results/cpu-pretrained", pretrained_block),
+          "verdict-converged": ("results/cpu-pretrained-v2", converged_block)}
 
 
 def markers(name: str) -> tuple[str, str]:

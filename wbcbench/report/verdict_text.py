@@ -178,13 +178,17 @@ def held_out_table(held: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"score": "chosen recipe's score (%)", "plain": "plain recipe's score (%)"})
 
 
-def recommendation_sentence(rec: dict) -> str:
-    """pretrained_study.recommendation()'s choice in one sentence, with its Holm words per shifted domain."""
+def recommendation_sentence(rec: dict, rule=pretrained_study.RULE) -> str:
+    """A study's recommendation (pretrained_study's or pretrained_v2's, with its recipes.RecipeRule) in one
+    sentence, with its Holm words per shifted domain."""
     if rec["recipe"] is None:
         return "no recipe can be chosen yet (the plain recipe has no runs)."
-    if rec["recipe"] == row_label(*pretrained_study.PLAIN):
+    if rec["recipe"] == row_label(*rule.plain):
         return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
     words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in SHIFTED_DOMAINS)
+    if all(rec["words"].get(d, "undetermined") == "undetermined" for d in SHIFTED_DOMAINS):
+        return (f"with the runs so far the plan's rule would choose **{rec['recipe']}**; too few seeds to test it "
+                f"against the plain recipe yet ({words}).")
     return (f"the plan's rule chooses **{rec['recipe']}**, "
             + ("supported" if rec["supported"] else "not shown to help")
             + f" by the Holm-corrected tests against the plain recipe ({words}).")
