@@ -37,9 +37,12 @@
 # By default (`checkpoint="auto"`) it analyses the CPU study's `resnet18_bn` seed-0 network. Checkpoints are
 # not committed, so when that run's `model.pt` is not on this machine the run is **trained again from its
 # committed `config.json`** (about 1.5 minutes on two CPU cores, kept in the wbcbench cache for the next
-# build), and its predictions are compared with the committed ones, file by file. On a CPU with the recorded
-# thread count they are byte-identical, so the network analysed here is the study's network. The sentence
-# under the next cell says which network was analysed and how it was obtained. Without the study's run
+# build), and its predictions are compared with the committed ones, file by file. With the recorded thread
+# count on the CPU model that recorded the run they are byte-identical; another CPU model rounds differently,
+# so there the comparison is with the same run recorded on this kind of machine (`results/reproduce-refs`),
+# and the network analysed has the study's code, config and seed but not its exact weights (the rounding
+# compounds over training; the reproducibility chapter measures by how much). The sentence under the next
+# cell says which network was analysed, how it was obtained and what it matched. Without the study's run
 # folders, a small network is trained on the fly (the `smoke` profile). The last section gives the AdaBN
 # gains of every study run on every domain, from the committed results.
 

@@ -269,7 +269,7 @@ plots.show(forest.claims_forest(verdict))
 
 # %% tags=["hide-input"]
 claims = cpu_study.claim_summary(verdict)
-Markdown(to_markdown(claims))
+Markdown(to_markdown(verdict_text.claims_table(verdict)))
 
 # %% [markdown]
 # ### Every comparison, in words

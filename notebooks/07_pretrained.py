@@ -142,7 +142,7 @@ if have_runs:
 # %% [markdown]
 # ## 3. The verdict
 #
-# Computed by `study_pretrained.verdict` from the plan's rules: robustness claims (P1, P2) on the drop from
+# Computed by `wbcbench.analysis.pretrained_study.verdict` from the plan's rules: robustness claims (P1, P2) on the drop from
 # `pbc:test`, paired by seed; test-time claims (P3, P4) on the gain, paired by run; Holm within each claim.
 # Every comparison as a figure; then, per claim, its word and how many comparisons got each word, and every
 # comparison in words:
@@ -153,7 +153,7 @@ plots.show(forest.claims_forest(verdict))
 
 # %% tags=["hide-input"]
 claims = cpu_study.claim_summary(verdict)
-Markdown(to_markdown(claims))
+Markdown(to_markdown(verdict_text.claims_table(verdict)))
 
 # %% tags=["hide-input"]
 Markdown(verdict_text.verdict_sentences(verdict, claims=False))

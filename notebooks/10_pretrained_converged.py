@@ -166,9 +166,10 @@ if len(conv):
                               "change": "change (pp)"})
     failed = [arm_name(a) for a, p in zip(conv["arm"], conv["passes"]) if not p]
     text = to_markdown(shown) + "\n\n" + (
-        f"All {len(conv)} arms with a finished seed 0 pass: the {conv['epochs'].iloc[0]}-epoch budget stands."
+        f"All {len(conv)} arms with a finished seed 0 pass: the {conv['epochs'].iloc[0]}-epoch budget stands"
+        + (f" so far ({len(conv)} of {len(ARM_ORDER)} arms checked)." if len(conv) < len(ARM_ORDER) else ".")
         if not failed else f"Failing the check: {listed(failed, '; ')}. By the plan every arm is trained for 12 "
-        "epochs instead, and these runs are reported, not used.")
+        "epochs instead, and these runs are reported, not used.")  # 12: the plan's fallback budget (its addendum)
     later = [arm_name(a) for a in ARM_ORDER if a not in set(conv["arm"])]
     text += f" Not checked yet (seed 0 not finished): {listed(later, '; ')}." if later else ""
 Markdown(text if len(conv) else NOTHING)

@@ -48,6 +48,9 @@ def test_five_sentences_in_reader_words_with_the_computed_levels(low_budget):
     words = F.domain_words(F.LOW_BUDGET, low_budget)
     assert "holds on LISC" in text[2] and words.loc["P1", "lisc"] == "holds"
     assert F.LOW_BUDGET.caveat in text[4]
+    # AdaBN lowers CellaVision on all three networks, none significantly: said beside its word
+    assert re.search(r"on CellaVision the effect goes against the claim on all three networks \(-\d+\.\d, "
+                     r"-\d+\.\d and -\d+\.\d pp, none significant after Holm\)", text[3])
 
 
 def test_lead_says_whether_a_remedy_is_shown_to_help(low_budget):
@@ -83,12 +86,14 @@ def test_arm_and_recipe_names():
     ({"recipe": "efficientnet_lite0+colour", "supported": False, "words": {"lisc": "inconclusive"}, "command": ""},
      "No remedy is shown to help"),
 ])
-def test_lab_box_follows_the_recommendation(rec, expect):
+def test_lab_box_follows_the_recommendation(rec, expect, low_budget):
     study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: rec)
-    box = F.lab_box(study, pd.DataFrame())
+    box = F.lab_box(study, low_budget)
     assert expect in box
     assert "label a sample of your own cells" in box
     assert ("```bash" in box) == bool(rec.get("command"))
+    if rec["recipe"]:
+        assert re.search(r"Even so it scores \d+% on PBC \(held-out test\) but LISC \d+%", box)
 
 
 def test_the_converged_study_replaces_the_low_budget_one_only_when_complete(monkeypatch):

@@ -452,3 +452,36 @@ def test_compare_runs_and_retrained_checkpoint(tmp_path):
     assert retrained_checkpoint(tmp_path / "committed", "resnet18_bn", 0)[0] == a
     run, why = retrained_checkpoint(tmp_path / "committed", "resnet18_bn", 1)
     assert run is None and "no finished `resnet18_bn` seed-1 run" in why
+
+
+def test_a_retrain_is_compared_with_the_run_recorded_on_this_kind_of_machine(tmp_path, monkeypatch):
+    """The study's run recorded on another CPU model is not what a retrain here can match byte for byte: the
+    same run recorded on this host class (results/reproduce-refs) is, and the sentence says which it used."""
+    import json
+    import shutil
+
+    from wbcbench.core.environment import environment
+    from wbcbench.engine import reproduce as R
+
+    evals = {"bccd": (0.9, eye(5)), "lisc": (0.5, eye(5))}
+    preds = {"bccd": ["Monocyte"], "lisc": ["Neutrophil"]}
+    study = write_run(tmp_path / "study", "resnet18_bn", 0, evals,
+                      predictions={"bccd": ["Basophil"], "lisc": ["Neutrophil"]})
+    here = write_run(tmp_path / "refs", "resnet18_bn", 0, evals, predictions=preds)
+    for run, env in ((study, dict(environment(), cpu="Another CPU")), (here, environment())):
+        cfg = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**cfg, "environment": env}))
+    again = tmp_path / "again" / here.name
+
+    def fake_reproduce(run_dir, out, data_root=None):
+        shutil.copytree(here, again)
+        return again
+    monkeypatch.setattr(R, "reproduce", fake_reproduce)
+    run, why = R.retrained_checkpoint(tmp_path / "study", "resnet18_bn", 0, retrain_into=tmp_path / "again",
+                                      references=tmp_path / "refs")
+    assert run == again and "recorded on this kind of machine" in why and "Another CPU" in why
+    assert "identical to the same run recorded on this kind of machine" in why and "on 2 of 2 evaluations" in why
+    shutil.rmtree(again)
+    run, why = R.retrained_checkpoint(tmp_path / "study", "resnet18_bn", 0, retrain_into=tmp_path / "again",
+                                      references=tmp_path / "nowhere")
+    assert "identical to the committed run's on 1 of 2 evaluations" in why and "differ by at most" in why

@@ -18,7 +18,7 @@ PRIMARY_METRIC = "balanced_accuracy_min5"   # decides every verdict
 BESIDE_METRICS = ("accuracy", "macro_f1")   # shown beside it, never decide
 STUDY_METRICS = (PRIMARY_METRIC, *BESIDE_METRICS, "balanced_accuracy")
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
-                "balanced_accuracy_min5": "balanced accuracy (classes with >= 5 images)"}
+                "balanced_accuracy_min5": "balanced accuracy (classes with ≥ 5 images)"}
 ALPHA = 0.05          # family-wise, within each claim (Holm)
 MIN_PAIRS = 2         # fewer paired seeds: undetermined
 ONE_CLASS_SHARE = 0.5  # "more than half of the domain's images into one predicted class"

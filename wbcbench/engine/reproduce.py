@@ -11,11 +11,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from wbcbench.core.environment import same_host_class
 from wbcbench.core.names import eval_dir_name
 from wbcbench.engine.train import read_record, run
 from wbcbench.runs.collect import resolve_dir
 from wbcbench.runs.records import train_args
 from wbcbench.runs.rundir import evaluations, is_done
+
+#: committed runs recorded on the project's other host class, one per model family (tests/test_reproduce.py)
+REFERENCES = "results/reproduce-refs"
 
 
 def reproduce(run_dir: str | os.PathLike, out: str | os.PathLike, data_root=None, quiet: bool = True,
@@ -61,15 +65,22 @@ def compare_runs(committed: str | os.PathLike, retrained: str | os.PathLike) -> 
                                        "identical predictions"])
 
 
+def _recorded_here(run_dir: Path) -> bool:
+    """Was this committed run recorded on a machine of this one's host class (so a retrain is byte-identical)?"""
+    return same_host_class((read_record(run_dir).get("environment") or {}))
+
+
 def retrained_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", seed: int = 0, retrain_into=None,
-                         data_root=None) -> tuple[Path | None, str]:
+                         data_root=None, references=REFERENCES) -> tuple[Path | None, str]:
     """The trained network of a finished run of `model` and `seed` under `runs_dir`, and a sentence saying
     where it came from.
 
     Checkpoints are never committed. When the run's `model.pt` is not on this machine and `retrain_into`
     is a folder, the run is trained again from its committed config.json into that folder (kept there for
-    the next build) and the sentence says whether its predictions match the committed ones. Returns
-    (None, why) when there is no such finished run."""
+    the next build) and the sentence says whether its predictions match the committed ones: the study's own
+    run when it was recorded on this kind of machine, else the same run recorded here under `references`
+    (results/reproduce-refs), with what a different CPU changes. Returns (None, why) when there is no such
+    finished run."""
     root = resolve_dir(runs_dir)
     runs = [r for r in sorted(root.glob(f"{model}-*-s{seed}-*")) if is_done(r)] if root.is_dir() else []
     if not runs:
@@ -80,11 +91,21 @@ def retrained_checkpoint(runs_dir="results/cpu", model: str = "resnet18_bn", see
     if retrain_into is None:
         return None, f"`{committed}` has no model.pt on this machine (checkpoints are not committed)"
     again = reproduce(committed, retrain_into, data_root=data_root)
-    cmp = compare_runs(committed, again)
+    reference = committed
+    if not _recorded_here(committed):
+        ref_root = resolve_dir(references)
+        here = ref_root / committed.name if ref_root.is_dir() else None
+        if here is not None and is_done(here) and _recorded_here(here):
+            reference = here
+    cmp = compare_runs(reference, again)
     same = int(cmp["identical predictions"].sum())
     diff = (cmp["accuracy (retrained)"].astype(float) - cmp["accuracy (committed)"].astype(float)).abs()
     worst = float(diff.max()) if len(cmp) else float("nan")
+    where = ("the committed run's" if reference == committed else
+             f"the same run recorded on this kind of machine (`{references}`; the study's own was recorded on "
+             f"{(read_record(committed).get('environment') or {}).get('cpu', 'another CPU')}, and a different CPU "
+             "model changes the floating-point results, see the reproducibility chapter)")
     return again, (f"`{committed.name}` trained again on this machine from its committed config.json (checkpoints "
-                   f"are not committed): its predictions are identical to the committed run's on {same} of "
+                   f"are not committed): its predictions are identical to {where} on {same} of "
                    f"{len(cmp)} evaluations" + ("" if same == len(cmp) else
                                                f", and accuracies differ by at most {100 * worst:.1f} points"))

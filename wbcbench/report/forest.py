@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pandas as pd
 
 from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
@@ -20,6 +21,8 @@ from wbcbench.report.words import domain_name
 #: The plan's words, one colour each in every figure (Okabe-Ito blue and vermillion for the decided words).
 WORD_COLOURS = {"holds": "#0072B2", "contradicted": "#D55E00", "inconclusive": "#666666",
                 "uninformative": "#CC79A7", "undetermined": "#BBBBBB"}
+#: A colour that means no word (the held-out gains are estimates, not tested comparisons).
+NEUTRAL = "#444444"
 #: One shape per shifted domain where the domain is not a panel of its own.
 DOMAIN_SHAPES = dict(zip(SHIFTED_DOMAINS, ("circle", "square", "triangle-up", "diamond")))
 PAGE_WIDTH = 730  # px: the book's page column
@@ -114,7 +117,7 @@ def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 170):
         facet=alt.Facet(f"{DOMAIN}:N", sort=ordered(d["test_set"], SHIFTED_DOMAINS), title=None), columns=columns)
     return _fit(chart.properties(title=alt.TitleParams(
         "Each recipe against the plain one, on each shifted domain",
-        subtitle=[f"Gain in balanced accuracy over {plain} (classes with >= 5 images), percentage points:",
+        subtitle=[f"Gain in balanced accuracy over {plain} (classes with ≥ 5 images), percentage points:",
                   "mean over seeds (point), 95% CI (bar), one Holm family for all recipes and domains."])))
 
 
@@ -130,7 +133,7 @@ def held_out_forest(held: pd.DataFrame, width: int = 320):
     d["plain recipe (%)"] = pd.to_numeric(d["plain"], errors="coerce") * 100
     y = alt.Y("row:N", sort=list(d["row"]), title="held-out domain",
               axis=alt.Axis(labelExpr="split(datum.value, '|')", labelLimit=300, labelPadding=6))
-    layers = _forest_layers(alt, y, "gain over the plain recipe on the held-out domain (pp)", alt.value("#0072B2"),
+    layers = _forest_layers(alt, y, "gain over the plain recipe on the held-out domain (pp)", alt.value(NEUTRAL),
                             tooltip=["held-out domain", "chosen on the other three",
                                      alt.Tooltip("chosen recipe (%):Q", format=".1f"),
                                      alt.Tooltip("plain recipe (%):Q", format=".1f"),
@@ -181,11 +184,12 @@ def headline_chart(points: pd.DataFrame, chance: dict | None = None, metric: str
     d["in-domain (%)"], d["shifted (%)"] = d["in-domain"] * 100, d["shifted"] * 100
     name = metric_title(metric)
     colour = alt.Color(f"{DOMAIN}:N", sort=domains, scale=alt.Scale(domain=domains), title=DOMAIN)
-    x = alt.X("in-domain:Q", title=f"{name} on {domain_name(IN_DOMAIN)}", scale=alt.Scale(domain=[0, 1]),
+    low = max(0.0, float(np.floor(d["in-domain"].min() * 20) / 20 - 0.05)) if len(d) else 0.0
+    x = alt.X("in-domain:Q", title=f"{name} on {domain_name(IN_DOMAIN)}", scale=alt.Scale(domain=[low, 1]),
               axis=alt.Axis(format="%"))
     y = alt.Y("shifted:Q", title=f"{name} on the shifted domain", scale=alt.Scale(domain=[0, 1]),
               axis=alt.Axis(format="%"))
-    diagonal = alt.Chart(pd.DataFrame({"in-domain": [0.0, 1.0], "shifted": [0.0, 1.0]})).mark_line(
+    diagonal = alt.Chart(pd.DataFrame({"in-domain": [low, 1.0], "shifted": [low, 1.0]})).mark_line(
         color="gray", strokeDash=[2, 2]).encode(x=x, y=y)
     dots = alt.Chart(d).mark_point(filled=True, size=70, opacity=0.85).encode(
         x=x, y=y, color=colour, shape=alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN, scale=alt.Scale(

@@ -25,7 +25,7 @@ PANEL_WIDTH = 170     # they are shown unscaled and their text stays this size o
 
 
 def metric_title(metric: str) -> str:
-    """A metric's reader name, capitalised ('Balanced accuracy (classes with >= 5 images)')."""
+    """A metric's reader name, capitalised ('Balanced accuracy (classes with ≥ 5 images)')."""
     name = METRIC_NAMES.get(metric, metric.replace("_", " "))
     return name[:1].upper() + name[1:]
 

@@ -26,7 +26,7 @@ PLAN = "[analysis plan](book/analysis_plan.md)"
 
 
 def _claims_table(verdict) -> str:
-    return to_markdown(cpu_study.claim_summary(verdict).drop(columns="comparisons"))
+    return to_markdown(verdict_text.claims_table(verdict, counts=False))
 
 
 def cpu_block(runs_dir: str) -> list[str]:

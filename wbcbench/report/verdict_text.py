@@ -72,6 +72,17 @@ def claim_sentence(s, v: pd.DataFrame) -> str:
     return text + "."
 
 
+#: the plan's single word per claim, named for what it says (one holding comparison suffices)
+OVERALL = "overall word (one comparison holding suffices)"
+
+
+def claims_table(v: pd.DataFrame, counts: bool = True) -> pd.DataFrame:
+    """claim_summary as the book and the README show it: the overall word's header says what it means, and the
+    counts of comparisons per word follow (without `counts`, the comparisons' total is left out too)."""
+    t = claim_summary(v).rename(columns={"verdict": OVERALL})
+    return t if counts else t.drop(columns="comparisons")
+
+
 def claim_sentences(v: pd.DataFrame) -> list[str]:
     """claim_sentence of every claim, in claim order."""
     return [claim_sentence(s, v) for _, s in claim_summary(v).iterrows()]
