@@ -56,7 +56,7 @@ ROOT = setup(data=["pbc", "lisc", "bccd", "jtsc", "cellavision"])
 
 # %% tags=["parameters", "hide-input"]
 data_root = None      # None: $WBCBENCH_DATA, else ../shared/wbc-data, else ./data
-thumb_size = 64       # side (px) of the sample-cell thumbnails
+thumb_size = 56       # side (px) of the sample-cell thumbnails: the grid fits the page column
 grid_per_class = 2    # sample cells per class and domain in the grid
 colour_size = 32      # images are decoded at this size for the colour statistics
 colour_per_class = 20 # class-balanced sample per domain for the colour statistics

@@ -295,6 +295,9 @@ def test_page_offline_without_errors(browser, book_build, page):
                               "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
                               "!i.alt || /_images|\\.(svg|png)$/.test(i.alt)).map(i => i.getAttribute('src'))")
     assert not uncaptioned, f"{page}: figures without a numbered caption or a real alt text: {uncaptioned}"
+    shrunk = js(browser, "[...document.querySelectorAll('article img')].filter(i => i.naturalWidth > "
+                         "1.02 * i.clientWidth).map(i => [i.getAttribute('src'), i.naturalWidth, i.clientWidth])")
+    assert not shrunk, f"{page}: figures wider than the page column, shown shrunk (smaller text): {shrunk}"
     assert not dead_links(browser, html, page), f"{page}: links to nothing: {dead_links(browser, html, page)}"
     same = [c for c in facet_panels(browser) if c["distinct"] < c["cells"]]
     assert not same, f"{page}: faceted charts whose panels repeat each other: {same}"

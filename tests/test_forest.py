@@ -16,10 +16,10 @@ from test_plots import data, facet_marks_sources, layers, panel_rows
 from wbcbench.analysis import pretrained_study as SP
 from wbcbench.analysis.verdict import ROBUSTNESS, TEST_TIME, WORDS
 from wbcbench.core.paths import REPO_ROOT
-from wbcbench.report import forest
+from wbcbench.report import forest, plots
 from wbcbench.runs.collect import load_runs
 
-PAGE_COLUMN = 730
+PAGE_COLUMN = plots.PAGE_WIDTH
 SVG = "{http://www.w3.org/2000/svg}"
 #: Internal names a reader must never see on a figure.
 INTERNAL = re.compile(r"adabn|\btent\b|macenko|reinhard|label_[ab]|test_set|eval_mode|_pp\b|\blo\b|\bhi\b"

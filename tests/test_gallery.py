@@ -19,7 +19,7 @@ from wbcbench.data.datasets import balanced_indices
 from wbcbench.engine import gallery as G
 from wbcbench.engine.augment import epoch_generator, make_augment
 from wbcbench.report.gallery_plots import gallery_figure, gallery_png, wrap
-from wbcbench.report.plots import image_grid_png
+from wbcbench.report.plots import PAGE_WIDTH, image_grid_png
 
 DOMAINS = ("bccd", "jtsc", "cellavision")   # shifted domains small enough to run every method on all of them
 HP = get_profile(G.PROFILE)
@@ -170,4 +170,4 @@ def test_gallery_figure_is_a_png_with_a_row_per_domain(galleries):
     im = Image.open(io.BytesIO(png))
     side = HP["crop_size"]
     assert png.startswith(b"\x89PNG") and im.height > len(DOMAINS) * (side + 2)
-    assert im.width <= 730   # the book's page column
+    assert im.width <= PAGE_WIDTH   # the book's page column

@@ -15,7 +15,7 @@ import pandas as pd
 
 from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, ordered
-from wbcbench.report.plots import FONT_SIZE, _alt, _fit, benchmark_chart, metric_title
+from wbcbench.report.plots import FONT_SIZE, PAGE_WIDTH, _alt, _fit, benchmark_chart, metric_title
 from wbcbench.report.words import domain_name
 
 #: The plan's words, one colour each in every figure (Okabe-Ito blue and vermillion for the decided words).
@@ -25,7 +25,6 @@ WORD_COLOURS = {"holds": "#0072B2", "contradicted": "#D55E00", "inconclusive": "
 NEUTRAL = "#444444"
 #: One shape per shifted domain where the domain is not a panel of its own.
 DOMAIN_SHAPES = dict(zip(SHIFTED_DOMAINS, ("circle", "square", "triangle-up", "diamond")))
-PAGE_WIDTH = 730  # px: the book's page column
 
 EFFECT = "effect (pp)"
 LOW, HIGH = "95% CI from (pp)", "95% CI to (pp)"
@@ -65,10 +64,10 @@ def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=()):
 
 def _claim_titles(v: pd.DataFrame) -> list[str]:
     """'(P1) statement' per row, wrapped into lines joined by '|' (split back by the header's labelExpr)."""
-    return ["|".join(textwrap.wrap(f"({c}) {s} ({k})", 60)) for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
+    return ["|".join(textwrap.wrap(f"({c}) {s} ({k})", 55)) for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
 
 
-def claims_forest(v: pd.DataFrame, width: int = 280):
+def claims_forest(v: pd.DataFrame, width: int = 260):
     """A study's verdict table (verdict.verdict_table) as a forest plot: one panel per claim, one band per
     comparison ('a vs b'), inside it one point per shifted domain (shape) at the paired effect in the claimed
     direction (pp) with its 95% interval, coloured by the plan's word; a point without a bar has one pair."""
@@ -91,18 +90,18 @@ def claims_forest(v: pd.DataFrame, width: int = 280):
                                      alt.Tooltip(f"{LOW}:Q", format="+.1f"), alt.Tooltip(f"{HIGH}:Q", format="+.1f"),
                                      "word"])
     header = alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
-                        labelFontWeight="bold", labelLimit=PAGE_WIDTH)
+                        labelFontWeight="bold", labelLimit=PAGE_WIDTH - 250)
     chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(12, **{"for": "offset"})).facet(
         facet=alt.Facet("claim title:N", sort=list(dict.fromkeys(d["claim title"])), title=None, header=header),
         columns=1).resolve_scale(y="independent")
     return _fit(chart.properties(title=alt.TitleParams(
         "Every comparison of every claim, on each shifted domain", subtitle=[
-            "Effect in percentage points, positive in the claimed direction: for a robustness claim how much less "
-            "the", f"first network drops from {IN_DOMAIN}, for a test-time claim what the method gains. Point: mean "
-            "over seeds; bar: 95% CI."])))
+            "Effect in percentage points, positive in the claimed direction: for a robustness",
+            f"claim how much less the first network drops from {IN_DOMAIN}, for a test-time claim",
+            "what the method gains. Point: mean over seeds; bar: 95% CI."])))
 
 
-def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 170):
+def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 150):
     """pretrained_study.recipe_tests as a forest plot: one panel per shifted domain, one row per recipe, its
     gain over the plain recipe (pp) with the 95% interval, coloured by the plan's word."""
     alt = _alt()

@@ -20,8 +20,9 @@ from wbcbench.data.domains import domain_sample
 from wbcbench.report.tables import ordered
 
 FONT = "DejaVu Sans"  # available wherever matplotlib/fontconfig is; vl-convert falls back otherwise
-FONT_SIZE = 12        # px at 100%: faceted charts are sized to the book's page column (about 730 px), so
-PANEL_WIDTH = 170     # they are shown unscaled and their text stays this size on the page
+FONT_SIZE = 12        # px at 100%: faceted charts are sized to the book's page column (PAGE_WIDTH), so
+PANEL_WIDTH = 150     # they are shown unscaled and their text stays this size on the page
+PAGE_WIDTH = 672      # px: the book's page column in a 1280 px window (the browser test measures it)
 
 
 def metric_title(metric: str) -> str:
@@ -175,7 +176,7 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     it defaults to the majority-class share. Every layer reads the one data source of the facet, so each
     panel draws its own domain's rows only; panels wrap after `columns` to fit the page column. `rows`: the
     column that names a row ('label' gives adapted evaluations rows of their own), coloured by its model;
-    `x_title`: each panel's axis title (default the metric's name, which the chart's title also gives)."""
+    `x_title`: each panel's axis title (default none: the chart's title names the metric)."""
     alt = _alt()
     s = summary.copy()
     s["mean"] = s[f"{metric}_mean"]
@@ -187,7 +188,7 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     s["chance"] = s["test_set"].map(chance or {}).astype(float)
     models = list(dict.fromkeys(s[rows]))
     name = metric_title(metric)
-    axis_title = name if x_title is None else x_title
+    axis_title = "" if x_title is None else x_title   # the chart's title names the metric
     base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None))
     x = alt.X("mean:Q", title=axis_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
     bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q",

@@ -69,7 +69,7 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
     palette = iter(["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"])
     colours = ["#9e9e9e" if s.startswith("book: ") else next(palette, "#17becf") for s in sources]
     base = alt.Chart().encode(y=alt.Y("row:N", sort=list(dict.fromkeys(t["row"])), title=None,
-                                      axis=alt.Axis(labelLimit=260)))
+                                      axis=alt.Axis(labelLimit=200)))
     pts = base.mark_point(filled=True, size=50).encode(
         x=alt.X("value:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5)),
         color=alt.Color("source:N", scale=alt.Scale(domain=sources, range=colours), title=None,
@@ -80,6 +80,6 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
         layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
             x=alt.X("chance:Q", aggregate="min")))
     title = plots.metric_title(metric) + "; grey: the book's networks (mean over seeds)"
-    return plots._fit(alt.layer(*layers, data=t).properties(width=110).facet(
+    return plots._fit(alt.layer(*layers, data=t).properties(width=100).facet(
         facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None), columns=columns).properties(
         title=title + ("; dashed: chance" if t["chance"].notna().any() else "")))
