@@ -29,8 +29,9 @@
 # 5. which images of the training domain's evaluation splits repeat a training image, and are left out.
 #
 # Every number below is computed by the `wbcbench` package from the images on disk; nothing is typed in
-# by hand. The class imbalance of several test domains (BCCD is 59% Neutrophil) is why the later chapters
-# always report balanced accuracy and a majority-class baseline next to plain accuracy.
+# by hand. The class imbalance of several test domains (most of BCCD's and JTSC's cells are neutrophils, as
+# the first table shows) is why the later chapters always report balanced accuracy and chance levels next to
+# plain accuracy.
 
 # %% [markdown]
 # On Colab, the next cell clones the repository, installs it and downloads the five datasets with
