@@ -129,3 +129,8 @@ def test_chance_level_is_one_over_the_classes_the_metric_averages():
     assert tables.chance_level("balanced_accuracy_min5", counts) == pytest.approx(1 / 2)  # 2 with >= 5 images
     assert tables.chance_level("accuracy", counts) == pytest.approx(0.9)                  # the majority class
     assert math.isnan(tables.chance_level("macro_f1", counts)) and math.isnan(tables.chance_level("accuracy", {}))
+
+
+def test_to_markdown_writes_yes_and_no_for_booleans():
+    t = tables.to_markdown(pd.DataFrame({"chosen": [True, False], "n": [1, 2]}))
+    assert t.splitlines()[2:] == ["| yes | 1 |", "| no | 2 |"]

@@ -169,7 +169,7 @@ def label_by_domain(rows: pd.DataFrame, cells) -> pd.DataFrame:
 
 def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
     """A pipe table (no tabulate dependency), for IPython.display.Markdown in the book; None/NaN is '–', a
-    'mean ± CI' or gain cell stays on one line."""
+    boolean 'yes' or 'no', a 'mean ± CI' or gain cell stays on one line."""
     if df is None or not len(df):
         return "_(empty)_"
     d = df.reset_index() if index else df
@@ -177,7 +177,7 @@ def to_markdown(df: pd.DataFrame, index: bool = False) -> str:
     d = d.assign(**{c: [float(str(v)) for v in d[c].to_numpy()] for c in d.columns if d[c].dtype == np.float32})
 
     def esc(v) -> str:
-        text = "–" if _missing(v) else str(v)
+        text = "–" if _missing(v) else ({True: "yes", False: "no"}[v] if isinstance(v, (bool, np.bool_)) else str(v))
         if _INTERVAL_CELL.fullmatch(text):
             text = text.replace(" ", "\u00a0")
         return text.replace("|", "\\|")
