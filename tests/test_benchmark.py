@@ -97,6 +97,8 @@ def test_beside_chart_panels_draw_their_own_domain_and_chance():
     values = {(r["domain"], r["chance"]) for r in spec["datasets"][spec["data"]["name"]] if r["chance"] is not None}
     assert values == {("lisc", 0.2), ("bccd", 0.25)}
     assert len(beside_chart(rows).to_dict()["spec"]["layer"]) == 1      # no chance given: no line
+    svg = plots.to_svg(beside_chart(rows, chance={"lisc": 0.2}))
+    assert float(re.search(r'width="([\d.]+)"', svg).group(1)) <= plots.PAGE_WIDTH
 
 
 @pytest.mark.needs_data

@@ -79,7 +79,8 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
     if t["chance"].notna().any():
         layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
             x=alt.X("chance:Q", aggregate="min")))
-    title = plots.metric_title(metric) + "; grey: the book's networks (mean over seeds)"
+    subtitle = "grey: the book's networks (mean over seeds)" + ("; dashed: chance" if t["chance"].notna().any()
+                                                                 else "")
     return plots._fit(alt.layer(*layers, data=t).properties(width=100).facet(
         facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None), columns=columns).properties(
-        title=title + ("; dashed: chance" if t["chance"].notna().any() else "")))
+        title=alt.TitleParams(plots.metric_title(metric), subtitle=subtitle)))
