@@ -149,11 +149,12 @@ plots.show(plots.bn_mode_chart(modes, "balanced_accuracy"))
 wide = modes.pivot_table(index="dataset", columns="mode", values="balanced_accuracy", sort=False)
 shown = for_reader(wide, percent=list(wide.columns), names=METHOD_NAMES).rename_axis("test domain")
 bn_modes = [m for m in names.BN_METHODS if m in wide.columns]
-alike = [d for d in wide.index if wide.loc[d, bn_modes].nunique() == 1]
-note = ("" if not alike else f"\n\nOn {', '.join(alike)} the {len(bn_modes)} test-time methods give the same score: "
-        "each domain's sample here fits in one evaluation batch, and on one batch AdaBN's population statistics are "
-        "the batch's own statistics and TENT predicts the batch before its only update. They are one remedy there, "
-        "not three.")
+n = modes.groupby("dataset")["n"].max()
+one_batch = [d for d in wide.index if wide.loc[d, bn_modes].nunique() == 1 and n[d] <= hp["eval_batch_size"]]
+note = ("" if not one_batch else f"\n\nOn {', '.join(one_batch)} the {len(bn_modes)} test-time methods give the "
+        f"same score: each of these samples ({n[one_batch].min()}–{n[one_batch].max()} images) fits in one "
+        f"evaluation batch of {hp['eval_batch_size']}, and on one batch AdaBN's population statistics are the "
+        "batch's own and TENT predicts the batch before its only update. They are one remedy there, not three.")
 Markdown("**Balanced accuracy**\n\n" + to_markdown(shown, index=True) + note)
 
 # %% tags=["hide-input"]
