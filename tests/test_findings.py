@@ -102,3 +102,18 @@ def test_the_converged_study_replaces_the_low_budget_one_only_when_complete(monk
     monkeypatch.setattr(F, "grid_progress", lambda runs, grid: {"finished": 60, "total": 60})
     study, runs = F.current_study(load_runs)
     assert study is F.CONVERGED and len(runs)
+
+
+def test_the_converged_study_words_its_own_runs():
+    """The converged study's page, from whatever of its grid is committed: its own arms, seeds and claims."""
+    runs, _ = load_runs(REPO_ROOT / F.CONVERGED.runs_dir)
+    text = F.sentences(F.CONVERGED, runs)
+    arms = F.arm_runs(F.CONVERGED, runs)
+    n = arms["model"].nunique()
+    assert len(text) == 5 and (f"the {F.NUMBERS.get(n, n)} networks" in text[0])
+    seeds = arms["seed"].nunique()
+    assert text[4].startswith("These numbers come from the converged pretrained study") and \
+        f"{seeds} seed{'s' * (seeds != 1)})" in text[4]
+    assert "scores higher on the new domain than BN fine-tuned" in text[2]      # V1's statement, not P1's
+    box = F.lab_box(F.CONVERGED, runs)
+    assert "label a sample of your own cells" in box and "efficientnet_lite" not in box.split("```")[0]

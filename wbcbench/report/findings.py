@@ -16,7 +16,7 @@ from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
 from wbcbench.report.run_tables import chance_levels
 from wbcbench.report.tables import summary_table
-from wbcbench.report.words import by_word, domain_name, listed, recipe_name
+from wbcbench.report.words import arm_parts, by_word, domain_name, listed, recipe_name
 
 NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")))
 
@@ -134,10 +134,13 @@ def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
     shifted = listed([level(d) for d in far])
     if near:
         shifted += ("; " if far else "") + listed([level(d) for d in near]) + ", never twice chance"
+    parts = [arm_parts(m) for m in sorted(arm_runs(study, runs)["model"].unique())]
+    families = listed(dict.fromkeys(p[0] for p in parts if p))
+    trainings = listed(dict.fromkeys(p[1].replace(", last", " and only the last") for p in parts if p), last="or")
+    seeds = arm_runs(study, runs)["seed"].nunique()
     out = [
-        f"Trained on PBC, the {NUMBERS.get(n_arms, n_arms)} networks of the study (EfficientNet-Lite0, -Lite1 "
-        "and -Lite2, each with BN fine-tuned, BN frozen at its ImageNet statistics, or frozen BN with the last "
-        f"stages trained) classify held-out PBC cells at {_range(lv.loc[IN_DOMAIN])} balanced accuracy "
+        f"Trained on PBC, the {NUMBERS.get(n_arms, n_arms)} networks of the study ({families}, each with "
+        f"{trainings}) classify held-out PBC cells at {_range(lv.loc[IN_DOMAIN])} balanced accuracy "
         f"(chance {chance_in:.0%}).",
         f"On other labs' images the same networks score far lower: {shifted}.",
         f"{_claim(words, study.frozen)}{_against(v, study.frozen)}; {_claim(words, study.last, lower=True)}"
@@ -148,7 +151,7 @@ def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
         f"These numbers come from the {study.name} ({p['epochs']} epochs at {p['crop_size']} px on CPU, "
         + ("all of pbc:train" if not p.get("train_subset_per_class") else
            f"{p['train_subset_per_class']} training images per class")
-        + f", {arm_runs(study, runs)['seed'].nunique()} seeds)"
+        + f", {seeds} seed{'s' * (seeds != 1)})"
         + (f", in which {study.caveat}" if study.caveat else "") + ".",
     ]
     return out

@@ -16,15 +16,21 @@ def domain_name(domain: str) -> str:
     return DOMAIN_NAMES.get(domain, domain)
 
 
-def arm_name(variant: str) -> str:
-    """'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen'; 'efficientnet_lite0+colour' ->
-    'EfficientNet-Lite0, BN fine-tuned, colour jitter'. A network outside the studies keeps its id."""
+def arm_parts(variant: str) -> tuple[str, str, str] | None:
+    """'efficientnet_lite0_freezebn+colour' -> ('EfficientNet-Lite0', 'BN frozen', 'colour jitter'); None for a
+    network outside the pretrained studies."""
     model, _, augment = variant.partition("+")
     family = next((f for f in FAMILIES if model.startswith(f) and model[len(f):] in TRAINING), None)
     if family is None:
-        return variant
-    name = f"{FAMILIES[family]}, {TRAINING[model[len(family):]]}"
-    return name + (f", {AUGMENTS.get(augment, augment)}" if augment else "")
+        return None
+    return FAMILIES[family], TRAINING[model[len(family):]], AUGMENTS.get(augment, augment)
+
+
+def arm_name(variant: str) -> str:
+    """'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen'; 'efficientnet_lite0+colour' ->
+    'EfficientNet-Lite0, BN fine-tuned, colour jitter'. A network outside the studies keeps its id."""
+    parts = arm_parts(variant)
+    return variant if parts is None else ", ".join(p for p in parts if p)
 
 
 def recipe_name(rule, label: str) -> str:
@@ -34,10 +40,10 @@ def recipe_name(rule, label: str) -> str:
     return arm_name(arm) + ("" if mode == STANDARD else f", then {method_label(mode)} on the lab's images")
 
 
-def listed(items, sep: str = ", ") -> str:
-    """'a, b and c' (names that hold commas themselves: sep='; ')."""
+def listed(items, sep: str = ", ", last: str = "and") -> str:
+    """'a, b and c' (names that hold commas themselves: sep='; '; alternatives: last='or')."""
     items = list(items)
-    return sep.join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+    return sep.join(items[:-1]) + f" {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def by_word(word_of: dict, emphasis: bool = False) -> str:
