@@ -115,9 +115,9 @@ Markdown(text)
 # rescaling then AdaBN against AdaBN alone). Holm within each claim; *holds* or *contradicted* also needs the
 # 95% bootstrap interval over the domain's test images to exclude 0 the same way. On a domain the claim
 # **holds** when it holds on at least two networks and is contradicted on none, is **contradicted** in the
-# reverse case, **mixed** when both happen, **uninformative** when every network scores at chance there,
-# **undetermined** while fewer than 2 seeds are paired, and **inconclusive** otherwise (the
-# [glossary](../book/glossary.md) defines each word).
+# reverse case, **mixed** when both happen, **uninformative** when on every network both sides score at most
+# the majority-class accuracy and put most images into one class, **undetermined** while fewer than 2 seeds
+# are paired, and **inconclusive** otherwise (the [glossary](../book/glossary.md) defines each word).
 
 # %% tags=["hide-input"]
 verdict = V2.verdict(runs) if have_runs else None
