@@ -131,12 +131,11 @@ if have_runs:
     assert (verdict.loc[verdict["word"] == "holds", "boot_lo"] > 0).all()  # the bootstrap agrees with every word
     assert (verdict.loc[verdict["word"] == "contradicted", "boot_hi"] < 0).all()
     lines = [f"- **({r['claim']})** {r['statement']}: {by_word(r, emphasis=True)}" for _, r in words.iterrows()]
-    shown = for_reader(words, names={**DOMAIN_NAMES, "statement": "the claim"})
     pairs = int(verdict["n"].max())
     note = ("" if pairs >= MIN_PAIRS else f"\n\nSo far no comparison has more than {pairs} paired seed"
             f"{'s' * (pairs != 1)} and a test needs {MIN_PAIRS}: every word reads *undetermined* until the next "
             "seeds land.")
-    text = to_markdown(shown) + "\n\n" + "\n".join(lines) + note
+    text = "\n".join(lines) + note
 Markdown(text if have_runs else NOTHING)
 
 # %% [markdown]
