@@ -254,7 +254,8 @@ def test_image_grid_png_places_tiles_and_leaves_gaps_white():
     blue[..., 2] = 255
     png = plots.image_grid_png([[red, None], [blue, red]], ["a", "b"], ["x", "y"], pad=2)
     im = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    label_w, head_h, s = 8 + 7 * 1, 14, 4
+    font = plots.label_font()
+    label_w, head_h, s = 8 + int(max(font.getlength("a"), font.getlength("b"))), plots.FONT_SIZE + 4, 4
     assert im.shape == (head_h + 2 * (s + 2), label_w + 2 * (s + 2), 3)
 
     def tile(i, j):
@@ -270,6 +271,20 @@ def test_image_grid_png_places_tiles_and_leaves_gaps_white():
 def test_sample_grid_one_row_per_domain(data_root):
     fig = plots.sample_grid(["lisc"], per_class=1, size=8, data_root=data_root)
     im = Image.open(io.BytesIO(fig.png))
-    label_w = 8 + 7 * len("lisc")
-    assert im.size == (label_w + len(CLASSES) * (8 + 2), 14 + (8 + 2))
+    label_w = 8 + int(plots.label_font().getlength("lisc"))
+    assert im.size == (label_w + len(CLASSES) * (8 + 2), plots.FONT_SIZE + 4 + (8 + 2))
     assert not math.isnan(np.asarray(im, dtype=float).mean())
+
+
+def test_image_grid_png_writes_a_run_of_equal_headings_once():
+    tiles = [[np.zeros((40, 40, 3), np.uint8)] * 2]
+    same = np.asarray(Image.open(io.BytesIO(plots.image_grid_png(tiles, ["r"], ["Eosinophil", "Eosinophil"]))))
+    other = np.asarray(Image.open(io.BytesIO(plots.image_grid_png(tiles, ["r"], ["Eosinophil", "Monocyte"]))))
+    font = plots.label_font()
+    x = 8 + int(font.getlength("r")) + 40 + 2 + 2     # where the second heading would start
+    end = x - 40 - 2 + int(font.getlength("Eosinophil"))  # where the first one, written in full, ends
+    head = slice(0, plots.FONT_SIZE + 4)
+    assert end > x                                     # it runs across into the second column...
+    assert not (same[head, x:end] == 255).all()
+    assert (same[head, end + 2:x + 38] == 255).all()   # ...and nothing else is written there
+    assert not (other[head, end + 2:x + 38] == 255).all()  # a different heading is

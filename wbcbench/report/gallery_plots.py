@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, ImageDraw
 
-from wbcbench.report.plots import PNGFigure, image_grid_png
+from wbcbench.report.plots import PNGFigure, image_grid_png, label_font
 
 PAD = 2   # px between cells, as image_grid_png lays them out
 
@@ -29,13 +29,14 @@ def gallery_png(rows, row_labels, col_labels) -> bytes:
     side = rows[0][0].shape[0]
     left = grid.width - max(len(r) for r in rows) * (side + PAD)  # image_grid_png's row-label margin
     draw = ImageDraw.Draw(grid)
-    texts = ["\n".join(wrap(c, side - 4, draw.textlength)) for c in col_labels]
-    head = 4 + max(draw.multiline_textbbox((0, 0), t)[3] for t in texts)
+    font = label_font()
+    texts = ["\n".join(wrap(c, side - 4, font.getlength)) for c in col_labels]
+    head = 4 + max(draw.multiline_textbbox((0, 0), t, font=font)[3] for t in texts)
     canvas = Image.new("RGB", (grid.width, head + grid.height), "white")
     canvas.paste(grid, (0, head))
     draw = ImageDraw.Draw(canvas)
     for j, t in enumerate(texts):
-        draw.multiline_text((left + j * (side + PAD) + 2, 1), t, fill="black")
+        draw.multiline_text((left + j * (side + PAD) + 2, 1), t, fill="black", font=font)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

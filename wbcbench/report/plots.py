@@ -109,21 +109,34 @@ def rgb_profile_chart(stats: pd.DataFrame):
     ).properties(width=70, height=160)
 
 
+def label_font():
+    """The PNG grids' label font: Pillow's bundled FreeType font at the charts' text size."""
+    from PIL import ImageFont
+    return ImageFont.load_default(size=FONT_SIZE)
+
+
 def image_grid_png(images: np.ndarray, row_labels, col_labels=None, pad: int = 2, scale: int = 1) -> bytes:
     """A PNG of a grid of uint8 RGB images (rows x cols, each (S, S, 3)); missing cells (None) stay white.
-    `images` is a nested list [row][col]. Labels are drawn with PIL's default bitmap font."""
+    `images` is a nested list [row][col]. Labels are drawn at the charts' text size (label_font)."""
     rows = len(images)
     cols = max(len(r) for r in images)
     s = next(im.shape[0] for r in images for im in r if im is not None) * scale
-    label_w = 8 + 7 * max(len(str(label)) for label in row_labels)
-    head_h = 14 if col_labels else 0
+    font = label_font()
+    label_w = 8 + int(max(font.getlength(str(label)) for label in row_labels))
+    head_h = FONT_SIZE + 4 if col_labels else 0
     canvas = Image.new("RGB", (label_w + cols * (s + pad), head_h + rows * (s + pad)), "white")
     draw = ImageDraw.Draw(canvas)
-    for j, c in enumerate(col_labels or []):
-        draw.text((label_w + j * (s + pad) + 2, 1), str(c)[: max(1, s // 6)], fill="black")
+    labels = [str(c) for c in col_labels or []]
+    for j, text in enumerate(labels):
+        if j and labels[j - 1] == text:
+            continue                     # a run of equal headings is written once, across its columns
+        span = next((k for k in range(j, len(labels)) if labels[k] != text), len(labels)) - j
+        while len(text) > 1 and font.getlength(text) > span * (s + pad) - 4:
+            text = text[:-1]
+        draw.text((label_w + j * (s + pad) + 2, 1), text, fill="black", font=font)
     for i, (row, lab) in enumerate(zip(images, row_labels)):
         y = head_h + i * (s + pad)
-        draw.text((2, y + s // 2 - 5), str(lab), fill="black")
+        draw.text((2, y + s // 2 - FONT_SIZE // 2), str(lab), fill="black", font=font)
         for j, im in enumerate(row):
             if im is None:
                 continue
