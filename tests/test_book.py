@@ -295,8 +295,9 @@ def test_page_offline_without_errors(browser, book_build, page):
                               "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
                               "!i.alt || /_images|\\.(svg|png)$/.test(i.alt)).map(i => i.getAttribute('src'))")
     assert not uncaptioned, f"{page}: figures without a numbered caption or a real alt text: {uncaptioned}"
-    shrunk = js(browser, "[...document.querySelectorAll('article img')].filter(i => i.naturalWidth > "
-                         "1.02 * i.clientWidth).map(i => [i.getAttribute('src'), i.naturalWidth, i.clientWidth])")
+    shrunk = js(browser, "[...document.querySelectorAll('article img')].filter(i => i.clientWidth > 0 && "
+                         "i.naturalWidth > 1.02 * i.clientWidth).map(i => [i.getAttribute('src'), i.naturalWidth, "
+                         "i.clientWidth])")
     assert not shrunk, f"{page}: figures wider than the page column, shown shrunk (smaller text): {shrunk}"
     assert not dead_links(browser, html, page), f"{page}: links to nothing: {dead_links(browser, html, page)}"
     same = [c for c in facet_panels(browser) if c["distinct"] < c["cells"]]
@@ -323,6 +324,8 @@ def test_results_table_and_chart_visible(browser, book_build):
     assert has_paper, "the paper's published table is missing from the results page"
     js(browser, "document.querySelector('article table').scrollIntoView()")
     screenshot(browser, "results-table")
+    facets = facet_panels(browser)      # the panel check of every page reads this chart: it must find it
+    assert facets and all(c["cells"] >= 4 and c["distinct"] == c["cells"] for c in facets), facets
 
 
 def test_svg_charts_visible(browser, book_build):

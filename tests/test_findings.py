@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-import pandas as pd
 import pytest
 
-from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.report import findings as F
 from wbcbench.report import words as W
@@ -54,11 +53,14 @@ def test_five_sentences_in_reader_words_with_the_computed_levels(low_budget):
 
 
 def test_lead_says_whether_a_remedy_is_shown_to_help(low_budget):
-    assert "no remedy tested here is shown to help" in F.lead(F.LOW_BUDGET, low_budget)
+    lead = F.lead(F.LOW_BUDGET, low_budget)
+    assert "no remedy tested here is shown to help" in lead
+    lv = F.levels(F.LOW_BUDGET, low_budget)
+    assert f"but {round(lv.loc['lisc':, 'low'].min() * 100)}–" in lead
     rec = {"recipe": "efficientnet_lite0+colour", "supported": True, "words": {"lisc": "holds"}}
     study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: rec)
     assert "one remedy, EfficientNet-Lite0, BN fine-tuned, colour jitter, is shown to help (holds on LISC;" \
-        in F.lead(study, pd.DataFrame())
+        in F.lead(study, low_budget)
 
 
 def test_by_word_groups_domains_in_order():
@@ -79,6 +81,15 @@ def test_arm_and_recipe_names():
     assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
 
 
+def test_lab_box_says_when_the_rule_keeps_the_plain_recipe(low_budget):
+    plain = row_label(*F.LOW_BUDGET.rule.plain)
+    study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: {"recipe": plain, "supported": False,
+                                                                           "words": {}, "command": "wbcbench x"})
+    box = F.lab_box(study, low_budget)
+    assert "No remedy beat the plain recipe, **EfficientNet-Lite0, BN fine-tuned**" in box
+    assert "against the plain recipe it is" not in box
+
+
 @pytest.mark.parametrize("rec, expect", [
     ({"recipe": None}, "recommends nothing"),
     ({"recipe": "efficientnet_lite0+colour", "supported": True, "words": {"lisc": "holds"}, "command": "wbcbench x"},
@@ -97,8 +108,12 @@ def test_lab_box_follows_the_recommendation(rec, expect, low_budget):
 
 
 def test_the_converged_study_replaces_the_low_budget_one_only_when_complete(monkeypatch):
+    progress = F.grid_progress(load_runs(REPO_ROOT / F.CONVERGED.runs_dir)[0], F.CONVERGED.grid)
     study, _ = F.current_study(load_runs)
-    assert study is F.LOW_BUDGET                       # the committed converged grid is not complete
+    assert (study is F.CONVERGED) == (progress["finished"] >= progress["total"])
+    monkeypatch.setattr(F, "grid_progress", lambda runs, grid: {"finished": 59, "total": 60})
+    study, _ = F.current_study(load_runs)
+    assert study is F.LOW_BUDGET
     monkeypatch.setattr(F, "grid_progress", lambda runs, grid: {"finished": 60, "total": 60})
     study, runs = F.current_study(load_runs)
     assert study is F.CONVERGED and len(runs)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from wbcbench import cli, models
@@ -145,6 +146,10 @@ def test_a_grid_entry_can_be_limited_to_some_seeds(monkeypatch):
     monkeypatch.setitem(grids.GRIDS, "cut", grid)
     assert grids.grid_size("cut")["runs"] == 4 == len(runner.plan(grid="cut"))
     assert grid_progress(None, "cut")["total"] == 4
+    done = pd.DataFrame([{"model": m, "profile": grid["profile"], "train": grid["train"], "seed": s,
+                          "run_dir": f"{m}{s}", "eval_mode": "standard", "test_set": "lisc"}
+                         for m in ("resnet18_bn", "vit_tiny") for s in (0, 1, 2)])
+    assert grid_progress(done, "cut")["finished"] == 4      # vit_tiny at seeds 1 and 2 is not the grid's
 
 
 def test_grids_hold_registered_models_valid_settings_and_methods():
@@ -152,8 +157,9 @@ def test_grids_hold_registered_models_valid_settings_and_methods():
     assert "resnet18_frozenbn" not in grids.model_names(grids.CPU_MODELS)
     for name, g in grids.GRIDS.items():
         for entry in g["models"]:
-            model, over = (entry, {}) if isinstance(entry, str) else entry
+            model, over = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
             assert model in models.list_models(), (name, model)
+            assert set(over.pop("seeds", g["seeds"])) <= set(g["seeds"]), (name, model)  # a subset of the grid's
             get_profile(g["profile"], **over)
         assert set(g["adapt"]) <= set(ADAPT_METHODS), name
     assert grids.grid_size("cpu-study") == {"models": grids.model_names(grids.CPU_MODELS), "seeds": [0, 1, 2, 3, 4],

@@ -12,7 +12,7 @@ import pandas as pd
 
 from wbcbench.analysis.stats import compare, holm
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
-from wbcbench.sweep.grids import get_grid, grid_size
+from wbcbench.sweep.grids import entry_seeds, get_grid, grid_size
 
 PRIMARY_METRIC = "balanced_accuracy_min5"   # decides every verdict
 BESIDE_METRICS = ("accuracy", "macro_f1")   # shown beside it, never decide
@@ -72,14 +72,17 @@ def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
 
 def grid_runs(runs: pd.DataFrame, grid: str) -> pd.DataFrame:
     """The rows of a collect() table that the verdict counts, `model` as its variant: the grid's variants,
-    profile, training set and seeds (runs of models no longer in the grid are shown in tables, never
-    tested)."""
+    profile, training set and seeds, each variant at its own entry's seeds (runs of models no longer in the
+    grid, or at seeds the grid no longer runs them at, are shown in tables, never tested)."""
     if runs is None or not len(runs):
         return pd.DataFrame(columns=_RUN_COLUMNS)
     g = get_grid(grid)
     runs = with_variants(runs)
+    seeds = {v: set(entry_seeds(e, g["seeds"])) for v, e in zip(grid_variants(grid), g["models"])}
     keep = (runs["model"].isin(grid_variants(grid)) & (runs["profile"] == g["profile"])
-            & (runs["train"] == g["train"]) & runs["seed"].isin(g["seeds"]))
+            & (runs["train"] == g["train"])
+            & pd.Series([s in seeds.get(m, ()) for m, s in zip(runs["model"], runs["seed"])], index=runs.index,
+                        dtype=bool))
     return runs[keep].reset_index(drop=True)
 
 

@@ -3,6 +3,7 @@ pretrained study's committed runs. The book reports the converged study once its
 low-budget study until then; every number and word here comes from the study's own analysis module."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,7 @@ import pandas as pd
 
 from wbcbench.analysis import pretrained_study, pretrained_v2, recipes
 from wbcbench.analysis.verdict import PRIMARY_METRIC, grid_progress, grid_runs
-from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, row_label
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
 from wbcbench.report.run_tables import chance_levels
@@ -99,8 +100,12 @@ def _claim(words: pd.DataFrame, claim: str, lower: bool = False) -> str:
     return f"{first}{statement[1:]}: {by_word(words.loc[claim, list(SHIFTED_DOMAINS)].to_dict())}"
 
 
-def _same(words: pd.DataFrame, a: str, b: str) -> bool:
-    return words.loc[a, list(SHIFTED_DOMAINS)].tolist() == words.loc[b, list(SHIFTED_DOMAINS)].tolist()
+def _same(words: pd.DataFrame, v: pd.DataFrame, a: str, b: str) -> bool:
+    """Do two claims read alike: the same word on every domain, and effects against them on the same domains?"""
+    def notes(c):
+        return re.sub(r"[-+]?\d+\.\d", "x", _against(v, c))
+    return words.loc[a, list(SHIFTED_DOMAINS)].tolist() == words.loc[b, list(SHIFTED_DOMAINS)].tolist() and \
+        notes(a) == notes(b)
 
 
 def _against(v: pd.DataFrame, claim: str) -> str:
@@ -110,8 +115,9 @@ def _against(v: pd.DataFrame, claim: str) -> str:
     for d in SHIFTED_DOMAINS:
         g = v[(v["claim"] == claim) & (v["test_set"] == d)]
         if len(g) >= 2 and g["effect"].notna().all() and (g["effect"] < 0).all():
-            sig = ("none significant after Holm" if not (g["word"] == "contradicted").any() else
-                   f"{int((g['word'] == 'contradicted').sum())} significant after Holm")
+            decided = g["word_t"] if "word_t" in g else g["word"]   # Holm's word, before any bootstrap veto
+            sig = ("none significant after Holm" if not (decided == "contradicted").any() else
+                   f"{int((decided == 'contradicted').sum())} significant after Holm")
             parts.append(f"on {domain_name(d)} the effect goes against the claim on all {NUMBERS.get(len(g))} "
                          f"networks ({listed(f'{e * 100:+.1f}' for e in g['effect'])} pp, {sig})")
     return "".join(f"; {p}" for p in parts)
@@ -146,7 +152,7 @@ def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
         f"{_claim(words, study.frozen)}{_against(v, study.frozen)}; {_claim(words, study.last, lower=True)}"
         f"{_against(v, study.last)}.",
         f"{_claim(words, study.adabn)}{_against(v, study.adabn)}; "
-        + ("TENT, the same words." if _same(words, study.adabn, study.tent)
+        + ("TENT, the same words." if _same(words, v, study.adabn, study.tent)
            else f"{_claim(words, study.tent)}{_against(v, study.tent)}."),
         f"These numbers come from the {study.name} ({p['epochs']} epochs at {p['crop_size']} px on CPU, "
         + ("all of pbc:train" if not p.get("train_subset_per_class") else
@@ -158,11 +164,14 @@ def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
 
 
 def lead(study: Study, runs: pd.DataFrame) -> str:
-    """The page's first sentence: the gap, and whether any remedy of the study is shown to close it."""
+    """The page's first sentence: the gap in numbers, and whether any remedy of the study is shown to close it."""
     rec = study.recommendation(runs)
+    lv = levels(study, runs)
+    away = lv.loc[list(SHIFTED_DOMAINS)]
     remedy = (f"one remedy, {recipe_name(study.rule, rec['recipe'])}, is shown to help ({by_word(rec['words'])})"
               if rec.get("supported") else "no remedy tested here is shown to help in every new lab")
-    return ("Networks that classify white blood cells almost perfectly in the lab that trained them do far worse on "
+    return (f"Networks trained on one lab's white blood cells score {_range(lv.loc[IN_DOMAIN])} balanced accuracy on "
+            f"that lab's held-out cells but {round(away['low'].min() * 100)}–{round(away['high'].max() * 100)}% on "
             f"other labs' images, and {remedy}.")
 
 
@@ -179,6 +188,10 @@ def lab_box(study: Study, runs: pd.DataFrame) -> str:
     lines = []
     if rec["recipe"] is None:
         lines.append("The study has no runs of its plain recipe yet, so it recommends nothing.")
+    elif rec["recipe"] == row_label(*study.rule.plain):
+        lines.append(f"No remedy beat the plain recipe, **{recipe_name(study.rule, rec['recipe'])}**, on the other "
+                     "labs: the plan's rule keeps it.")
+        lines.append(f"It scores {_scores(study, runs, rec['recipe'])} (balanced accuracy, mean over seeds).")
     else:
         name = recipe_name(study.rule, rec["recipe"])
         if rec.get("supported"):
