@@ -123,11 +123,11 @@ def _against(v: pd.DataFrame, claim: str) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
-def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
+def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -> list[str]:
     """The five findings: in-domain level, shifted levels against chance, what frozen BN does, what test-time
-    BN adaptation does, and which study this is."""
+    BN adaptation does, and which study this is. `v`: the study's verdict when the caller has it already."""
     lv = levels(study, runs)
-    v = study.verdict(runs)
+    v = study.verdict(runs) if v is None else v
     words = pretrained_v2.domain_words(v).set_index("claim")
     near = [d for d in SHIFTED_DOMAINS if lv.loc[d, "high"] < 2 * lv.loc[d, "chance"]]
     far = [d for d in SHIFTED_DOMAINS if d not in near]
@@ -163,9 +163,10 @@ def sentences(study: Study, runs: pd.DataFrame) -> list[str]:
     return out
 
 
-def lead(study: Study, runs: pd.DataFrame) -> str:
-    """The page's first sentence: the gap in numbers, and whether any remedy of the study is shown to close it."""
-    rec = study.recommendation(runs)
+def lead(study: Study, runs: pd.DataFrame, rec: dict | None = None) -> str:
+    """The page's first sentence: the gap in numbers, and whether any remedy of the study is shown to close it.
+    `rec`: the study's recommendation when the caller has it already (the converged one bootstraps)."""
+    rec = study.recommendation(runs) if rec is None else rec
     lv = levels(study, runs)
     away = lv.loc[list(SHIFTED_DOMAINS)]
     remedy = (f"one remedy, {recipe_name(study.rule, rec['recipe'])}, is shown to help ({by_word(rec['words'])})"
@@ -182,9 +183,9 @@ def _scores(study: Study, runs: pd.DataFrame, label: str) -> str:
     return f"{means[IN_DOMAIN]:.0%} on {domain_name(IN_DOMAIN)} but {shifted}"
 
 
-def lab_box(study: Study, runs: pd.DataFrame) -> str:
-    """Markdown for 'What a lab should do', from the study's recommendation rule."""
-    rec = study.recommendation(runs)
+def lab_box(study: Study, runs: pd.DataFrame, rec: dict | None = None) -> str:
+    """Markdown for 'What a lab should do', from the study's recommendation rule (`rec`, as for lead)."""
+    rec = study.recommendation(runs) if rec is None else rec
     lines = []
     if rec["recipe"] is None:
         lines.append("The study has no runs of its plain recipe yet, so it recommends nothing.")
