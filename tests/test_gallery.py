@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from wbcbench.adapt import methods
+from wbcbench.adapt import methods, stain_domain
 from wbcbench.core.classes import class_index
 from wbcbench.core.errors import WbcError
 from wbcbench.core.profiles import get_profile
@@ -171,3 +171,20 @@ def test_gallery_figure_is_a_png_with_a_row_per_domain(galleries):
     side = HP["crop_size"]
     assert png.startswith(b"\x89PNG") and im.height > len(DOMAINS) * (side + 2)
     assert im.width <= PAGE_WIDTH   # the book's page column
+
+
+def test_two_stain_gallery_is_the_domain_mapped_to_itself_then_to_the_reference(data_root):
+    g = G.two_stain_gallery("jtsc", classes=("Lymphocyte", "Neutrophil"), data_root=data_root)
+    assert g.row_labels == ("Lymphocyte", "Neutrophil") and g.col_labels == (G.ORIGINAL, *G.TWO_STAIN_COLUMNS)
+    ds, images = load_dataset("jtsc", data_root, HP["stored_size"])
+    domain = stain_domain.domain_reference(images, "macenko")
+    reference = methods.stain_reference("macenko", HP["stored_size"], str(data_root), "pbc:train")
+    for r, cls in enumerate(g.row_labels):
+        i = g.index[r]
+        assert ds.labels[i] == class_index(cls) and np.array_equal(g.cells[r, 0], _crop(images[i]))
+        for j, target in ((1, domain), (2, reference)):
+            want = stain_domain.normalise_domain(images[i:i + 1], domain, target).images[0]
+            assert np.array_equal(g.cells[r, j], _crop(want)), (cls, j)
+    # JTSC's colours are far from PBC's: the reference moves its cells more than the two-stain rebuild does
+    moved = [np.abs(g.cells[:, j].astype(int) - g.cells[:, 0]).mean() for j in (1, 2)]
+    assert moved[0] < moved[1], moved

@@ -52,3 +52,60 @@ def test_one_estimate_serves_the_whole_domain(cells):
     assert np.array_equal(stain.normalise(cells, ref).images[0], stain.normalise(other, ref).images[0])
     with pytest.raises(Exception, match="cannot map"):
         stain_domain.normalise_domain(cells, stain_domain.domain_reference(cells, "macenko"), ref)
+
+
+# ------------------------------------------------------------------- what two stains cannot hold (synthetic)
+
+STAINS = np.array([[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]])   # two unit-ish OD vectors (columns), H and E
+STAINS = STAINS / np.linalg.norm(STAINS, axis=0)
+
+
+def _slide(third: float = 0.0, seed: int = 0) -> np.ndarray:
+    """64 x 64 cells on a white (Io) background whose stained half has OD = STAINS @ amounts (+ `third` times a
+    unit OD direction orthogonal to both stains), as uint8 light through the slide."""
+    rng = np.random.default_rng(seed)
+    od = np.zeros((64 * 64, 3))
+    amounts = rng.uniform(0.4, 1.2, size=(2, 32 * 64))
+    off = np.cross(STAINS[:, 0], STAINS[:, 1])
+    off = (off if off.sum() > 0 else -off) / np.linalg.norm(off)
+    od[: 32 * 64] = (STAINS @ amounts).T + third * off
+    light = stain.IO * np.exp(-od) - 1
+    return np.clip(np.rint(light), 0, 255).astype(np.uint8).reshape(64, 64, 3)
+
+
+def _domain(stains) -> stain.StainReference:
+    """A Macenko estimate with these stain vectors and _slide's background (Io - 1: its light is Io e^-OD - 1)."""
+    return stain.StainReference("macenko", {"stains": stains, "max_conc": np.ones(2),
+                                            "background": np.full(3, stain.IO - 1)}, 1)
+
+
+def test_od_in_the_plane_of_the_two_stains_has_nothing_off_it():
+    share, mean = stain_domain.off_plane_od(np.stack([_slide(seed=s) for s in range(3)]), _domain(STAINS))
+    assert share < 0.01 and np.abs(mean).max() < 0.01, (share, mean)
+
+
+def test_a_third_colour_is_the_off_plane_share_and_its_direction():
+    third = 0.5
+    images = np.stack([_slide(third, seed=s) for s in range(3)])
+    share, mean = stain_domain.off_plane_od(images, _domain(STAINS))
+    # the definition, computed directly on the stained pixels' optical density (no uint8 rounding)
+    rng = np.random.default_rng(0)
+    amounts = rng.uniform(0.4, 1.2, size=(2, 32 * 64))
+    off = np.cross(STAINS[:, 0], STAINS[:, 1])
+    off = (off if off.sum() > 0 else -off) / np.linalg.norm(off)
+    od = (STAINS @ amounts).T + third * off
+    want = third * len(od) / np.linalg.norm(od, axis=1).sum()
+    assert share == pytest.approx(want, rel=0.05), (share, want)
+    assert np.allclose(mean, third * off, atol=0.02), (mean, third * off)
+    with pytest.raises(Exception, match="no.*stained pixels|none of these images"):
+        stain_domain.off_plane_od(np.full((2, 64, 64, 3), 240, np.uint8), _domain(STAINS))
+
+
+def test_rebuilding_from_the_two_stains_drops_exactly_the_off_plane_part():
+    """Macenko mapping a domain to itself keeps the in-plane OD and loses the rest: the rebuilt slide of a
+    third-colour slide is the slide without its third colour."""
+    with_third, without = _slide(0.5), _slide(0.0)
+    dom = _domain(STAINS)
+    rebuilt = stain_domain.normalise_domain(with_third[None], dom, dom).images[0]
+    assert np.abs(rebuilt.astype(int) - without).mean() < 1
+    assert np.abs(with_third.astype(int) - without).mean() > 10

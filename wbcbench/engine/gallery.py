@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from wbcbench.adapt import methods, stain_domain
-from wbcbench.core.classes import class_index
+from wbcbench.core.classes import CLASSES, class_index
 from wbcbench.core.errors import WbcError
 from wbcbench.core.names import BENCHMARK_DOMAINS, DOMAIN_NAMES
 from wbcbench.core.profiles import get_profile
@@ -36,6 +36,8 @@ AUGMENT_COLUMNS = {"colour": "colour jitter", "hed": "HED stain jitter", "graysc
 TEST_COLUMNS = {"macenko_domain": "Macenko, fitted per domain", "reinhard_domain": "Reinhard, fitted per domain",
                 "scale": "rescaled to {train}'s cell scale"}
 ORIGINAL = "original"
+#: The columns of two_stain_gallery: what Macenko keeps of a cell, and what it gives it.
+TWO_STAIN_COLUMNS = ("rebuilt from its domain's two stains", "Macenko, fitted per domain")
 
 
 @dataclass(frozen=True)
@@ -125,3 +127,21 @@ def normalisation_gallery(names=BENCHMARK_DOMAINS, columns=tuple(TEST_COLUMNS), 
     train = train_set.split(":")[0].upper()
     labels = (ORIGINAL, *(TEST_COLUMNS.get(c, c).format(train=train) for c in columns))
     return Gallery(np.stack(rows), _row_labels(names), labels, tuple(i for *_, i in found))
+
+
+def two_stain_gallery(name: str = "pbc:test", classes=CLASSES, seed: int = 0, data_root=None,
+                      profile: str = PROFILE, train_set: str = "pbc:train") -> Gallery:
+    """One cell per class of domain `name`: as stored; rebuilt from the two stain vectors and amounts fitted on its
+    own domain (Macenko mapping the domain to itself: all it changes is what two stains cannot hold,
+    wbcbench.adapt.stain_domain.off_plane_od); and mapped to the training reference, as `macenko_domain` does."""
+    hp = get_profile(profile)
+    ds, images = load_dataset(name, data_root, hp["stored_size"])
+    domain = stain_domain.domain_reference(images, "macenko")
+    reference = methods.stain_reference("macenko", hp["stored_size"], None if data_root is None else str(data_root),
+                                        train_set)
+    picked = [domain_cell(ds.labels, c, seed) for c in classes]
+    cells = np.stack([images[picked]] + [stain_domain.normalise_domain(images[picked], domain, target).images
+                                         for target in (domain, reference)], axis=1)
+    crops = centre_crops(cells.reshape(-1, *cells.shape[2:]), hp["crop_size"]).reshape(
+        len(picked), 3, hp["crop_size"], hp["crop_size"], 3)
+    return Gallery(crops, tuple(classes), (ORIGINAL, *TWO_STAIN_COLUMNS), tuple(picked))
