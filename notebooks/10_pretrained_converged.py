@@ -74,7 +74,7 @@ from wbcbench.core.names import DOMAIN_NAMES, IN_DOMAIN, SHIFTED_DOMAINS, STANDA
 from wbcbench.core.profiles import get_profile
 from wbcbench.report import run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import arm_name, by_word, listed, recipe_name
+from wbcbench.report.words import arm_name, by_word, in_words, listed, recipe_name
 from wbcbench.runs.collect import load_runs
 from wbcbench.sweep.grids import get_grid
 
@@ -298,8 +298,9 @@ Markdown(text)
 
 # %% tags=["hide-input", "hide-output"]
 if have_runs:
-    downgraded = verdict[verdict["word"] != verdict["word_t"]]
-    text = verdict_text.verdict_sentences(verdict, claims=False)
+    named = in_words(verdict)
+    downgraded = named[named["word"] != named["word_t"]]
+    text = verdict_text.verdict_sentences(named, claims=False)
     if len(downgraded):
         text += "\n**Inconclusive because the bootstrap over test images disagreed with the t-test:** " + "; ".join(
             f"{r.label_a} vs {r.label_b} on {r.test_set} (t-test: {r.word_t}; bootstrap 95% interval "
@@ -327,13 +328,17 @@ if len(timing):
                           "training per run (s)": (t["training total (h)"] * 3600 / t["runs"]).round().astype("Int64"),
                           "evaluation per run (s)": ((t["total (h)"] - t["training total (h)"]) * 3600
                                                      / t["runs"]).round().astype("Int64"),
+                          "evaluation share (%)": (100 * (1 - t["training total (h)"] / t["total (h)"])).round()
+                          .astype("Int64"),
                           "total (h)": t["total (h)"].round(2)})
     shown.index = [arm_name(a) if a in ARM_ORDER else a for a in shown.index]
     shown.index.name = "arm"
     total = timing.iloc[-1]
+    share = shown["evaluation share (%)"].astype(float)
     text = to_markdown(shown, index=True) + (
         f"\n\nIn all, {int(total['runs'])} runs took {total['total (h)']:.1f} h, "
-        f"{total['training total (h)']:.1f} h of it training.")
+        f"{total['training total (h)']:.1f} h of it training. The median arm spent {share.median():.0f}% of its "
+        f"run evaluating every test set with every method ({share.min():.0f}–{share.max():.0f}% across arms).")
     if set(ARM_ORDER) <= set(t.index):
         projected = (t.loc[ARM_ORDER, "median run (s)"].sum() * len(get_grid(V2.GRID)["seeds"])) / 3600
         text += (f" Projected from the median runs, the whole grid takes about {projected:.0f} h on this machine "

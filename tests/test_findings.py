@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pandas as pd
 import pytest
 
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.report import findings as F
 from wbcbench.report import words as W
+from wbcbench.report.verdict_text import comparison_sentence
 from wbcbench.runs.collect import load_runs
 
 
@@ -79,6 +81,23 @@ def test_arm_and_recipe_names():
     adabn = [k for k, (_, m) in F.LOW_BUDGET.rule.by_label.items() if m == "adabn"][0]
     assert W.recipe_name(F.LOW_BUDGET.rule, adabn).endswith("then AdaBN on the lab's images")
     assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
+
+
+def test_verdict_rows_in_words_keep_the_analysis_and_name_arms_methods_and_domains():
+    v = pd.DataFrame([{"a": "efficientnet_lite0", "mode_a": "scale+adabn", "b": "efficientnet_lite0",
+                       "mode_b": "adabn", "label_a": "x", "label_b": "y", "test_set": "cellavision",
+                       "word": "undetermined", "kind": "gain on the shifted domain", "n": 1, "effect": 0.1},
+                      {"a": "resnet18_bn", "mode_a": "standard", "b": "efficientnet_lite2_freezebn",
+                       "mode_b": "standard", "label_a": "x", "label_b": "y", "test_set": "my_lab",
+                       "word": "undetermined", "kind": "gain on the shifted domain", "n": 1, "effect": 0.1}])
+    named = W.in_words(v)
+    assert list(named["label_a"]) == ["EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN", "resnet18_bn"]
+    assert list(named["label_b"]) == ["EfficientNet-Lite0, BN fine-tuned + AdaBN", "EfficientNet-Lite2, BN frozen"]
+    assert list(named["test_set"]) == ["CellaVision", "my_lab"] and list(named["a"])[1] == "resnet18_bn"
+    assert named["effect"].equals(v["effect"]) and v["label_a"].eq("x").all()   # the input is left as it is
+    assert comparison_sentence(named.iloc[0]).startswith(
+        "EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN vs EfficientNet-Lite0, BN fine-tuned + AdaBN on "
+        "CellaVision: **undetermined**")
 
 
 def test_lab_box_says_when_the_rule_keeps_the_plain_recipe(low_budget):

@@ -33,6 +33,23 @@ def arm_name(variant: str) -> str:
     return variant if parts is None else ", ".join(p for p in parts if p)
 
 
+def evaluated_name(model: str, mode: str) -> str:
+    """An arm evaluated with a test-time method in words: 'EfficientNet-Lite0, BN fine-tuned + AdaBN' (a network
+    outside the studies keeps its id, as core.names.row_label names it)."""
+    return arm_name(model) + ("" if mode == STANDARD else f" + {method_label(mode)}")
+
+
+def in_words(verdict):
+    """verdict_table rows whose arms (a, b, label_a, label_b) and domain (test_set) are named in words, for the
+    sentences of wbcbench.report.verdict_text; the analysis keeps the ids."""
+    out = verdict.copy()
+    for side in ("a", "b"):
+        out[f"label_{side}"] = [evaluated_name(m, e) for m, e in zip(verdict[side], verdict[f"mode_{side}"])]
+        out[side] = [arm_name(m) for m in verdict[side]]
+    out["test_set"] = [domain_name(t) for t in verdict["test_set"]]
+    return out
+
+
 def recipe_name(rule, label: str) -> str:
     """A recipe of a recipes.RecipeRule, by its row label, in words: 'EfficientNet-Lite0, BN fine-tuned, then
     AdaBN on the lab's images'."""
