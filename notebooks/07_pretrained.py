@@ -68,6 +68,7 @@ from wbcbench.core.profiles import get_profile
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
+from wbcbench.report.words import in_words
 from wbcbench.runs.collect import load_runs
 from wbcbench.sweep.grids import get_grid
 
@@ -156,7 +157,7 @@ claims = cpu_study.claim_summary(verdict)
 Markdown(to_markdown(verdict_text.claims_table(verdict)))
 
 # %% tags=["hide-input"]
-Markdown(verdict_text.verdict_sentences(verdict, claims=False))
+Markdown(verdict_text.verdict_sentences(in_words(verdict), claims=False))
 
 # %% tags=["hide-input"]
 assert len(verdict) == sum(len(c.comparisons) for c in SP.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)

@@ -76,7 +76,7 @@ from wbcbench.report import run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
 from wbcbench.report.words import arm_name, by_word, in_words, listed, recipe_name
 from wbcbench.runs.collect import load_runs
-from wbcbench.sweep.grids import get_grid
+from wbcbench.sweep.grids import entry_seeds, get_grid
 
 #: Lite0's arms (V2.ARMS, simplest first), then Lite1's and Lite2's
 ARM_ORDER = [*V2.ARMS, *sorted(v for v in grid_variants(V2.GRID) if v not in V2.ARMS)]
@@ -340,9 +340,17 @@ if len(timing):
         f"{total['training total (h)']:.1f} h of it training. The median arm spent {share.median():.0f}% of its "
         f"run evaluating every test set with every method ({share.min():.0f}–{share.max():.0f}% across arms).")
     if set(ARM_ORDER) <= set(t.index):
-        projected = (t.loc[ARM_ORDER, "median run (s)"].sum() * len(get_grid(V2.GRID)["seeds"])) / 3600
-        text += (f" Projected from the median runs, the whole grid takes about {projected:.0f} h on this machine "
-                 "(the plan drops EfficientNet-Lite1 from seeds 1–4 if seed 0 projects it past 10 h).")
+        grid = get_grid(V2.GRID)
+        runs_of = dict(zip(grid_variants(V2.GRID), (len(entry_seeds(e, grid["seeds"])) for e in grid["models"])))
+        median = t.loc[ARM_ORDER, "median run (s)"]
+        planned = median.sum() * len(grid["seeds"]) / 3600
+        as_run = sum(median[a] * runs_of[a] for a in ARM_ORDER) / 3600
+        cut = [arm_name(a) for a in ARM_ORDER if runs_of[a] < len(grid["seeds"])]
+        text += (f" Projected from the median runs, every arm at all {len(grid['seeds'])} seeds takes about "
+                 f"{planned:.0f} h")
+        text += (f" on this machine, past the plan's 10 h, so by the plan {listed(cut, '; ')} run at seed 0 only "
+                 f"(their comparisons stay undetermined), and the grid as it runs takes about {as_run:.0f} h."
+                 if cut else " on this machine.")
     else:
         text += (" The plan's projection of the whole grid (EfficientNet-Lite1 is dropped from seeds 1–4 if seed 0 "
                  f"projects it past 10 h) waits for seed 0 of every arm: {len(set(ARM_ORDER) & set(t.index))} of "
