@@ -83,6 +83,15 @@ def test_arm_and_recipe_names():
     assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
 
 
+def test_arms_named_calls_a_whole_network_by_its_name():
+    among = ["efficientnet_lite0", "efficientnet_lite0_freezebn", "efficientnet_lite1", "efficientnet_lite1_freezebn",
+             "efficientnet_lite1_freezebn_last"]
+    assert W.arms_named(among[2:], among) == "EfficientNet-Lite1's three arms"
+    assert W.arms_named(among[2:4], among) == "EfficientNet-Lite1, BN fine-tuned and EfficientNet-Lite1, BN frozen"
+    assert W.arms_named(among[1:3], among) == "EfficientNet-Lite0, BN frozen and EfficientNet-Lite1, BN fine-tuned"
+    assert W.arms_named(["efficientnet_lite1"], among) == "EfficientNet-Lite1, BN fine-tuned"
+
+
 def test_verdict_rows_in_words_keep_the_analysis_and_name_arms_methods_and_domains():
     v = pd.DataFrame([{"a": "efficientnet_lite0", "mode_a": "scale+adabn", "b": "efficientnet_lite0",
                        "mode_b": "adabn", "label_a": "x", "label_b": "y", "test_set": "cellavision",

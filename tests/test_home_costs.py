@@ -64,3 +64,5 @@ def test_the_table_has_a_cell_per_remedy_and_network_and_a_dash_where_none(table
     assert wide.loc["colour jitter", "EfficientNet-Lite2"] == "–"
     assert wide.loc["TENT", "EfficientNet-Lite2"] == "+0.0 (1 seed)"
     assert home_cost_table(home_costs(table.iloc[:0])).empty
+    tiny = pd.DataFrame(_rows(LITE0, 5, {("pbc:test", "standard"): 0.9, ("pbc:test", "tent"): 0.8996}))
+    assert home_cost_table(home_costs(tiny)).set_index("remedy").loc["TENT", "EfficientNet-Lite0"] == "+0.0 (1 seed)"

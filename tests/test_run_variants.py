@@ -11,12 +11,13 @@ from wbcbench.runs.collect import run_index
 
 
 def lite0_arms(root):
-    """Seeds 0 and 1 of plain Lite0 (runs of 100 s) and of Lite0 trained with HED jitter (200 s), each arm in its
-    own folder."""
+    """Seeds 0 and 1 of plain Lite0 (runs of 100 and 150 s) and of Lite0 trained with HED jitter (200 and 250 s),
+    each arm in its own folder."""
     for arm, hp, secs in (("plain", {}, 100.0), ("hed", {"augment": "hed"}, 200.0)):
         for seed in (0, 1):
             run = write_run(root / arm, "efficientnet_lite0", seed, {"bccd": (0.5, eye(1))}, hparams=hp)
-            (run / "notebook.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": secs}}}))
+            duration = secs + 50 * seed
+            (run / "notebook.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": duration}}}))
 
 
 def test_rerun_commands_and_timing_are_per_variant(tmp_path):
@@ -28,8 +29,12 @@ def test_rerun_commands_and_timing_are_per_variant(tmp_path):
     assert "--augment" not in one["efficientnet_lite0"] and "--augment hed" in one["efficientnet_lite0+hed"]
     timing = run_tables.grid_time(tmp_path).set_index("model")
     assert timing["runs"].to_dict() == {"efficientnet_lite0": 2, "efficientnet_lite0+hed": 2, "all": 4}
-    assert timing["median run (s)"].to_dict() == {"efficientnet_lite0": 100.0, "efficientnet_lite0+hed": 200.0,
-                                                  "all": 150.0}
+    assert timing["median run (s)"].to_dict() == {"efficientnet_lite0": 125.0, "efficientnet_lite0+hed": 225.0,
+                                                  "all": 175.0}
+    first = run_tables.grid_time(tmp_path, seeds=[0]).set_index("model")   # the plan projects from seed 0
+    assert first["runs"].to_dict() == {"efficientnet_lite0": 1, "efficientnet_lite0+hed": 1, "all": 2}
+    assert first["median run (s)"].to_dict() == {"efficientnet_lite0": 100.0, "efficientnet_lite0+hed": 200.0,
+                                                 "all": 150.0}
 
 
 def test_runs_appendix_names_the_augmentation(tmp_path):

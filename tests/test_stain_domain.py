@@ -80,14 +80,14 @@ def _domain(stains) -> stain.StainReference:
 
 
 def test_od_in_the_plane_of_the_two_stains_has_nothing_off_it():
-    share, mean = stain_domain.off_plane_od(np.stack([_slide(seed=s) for s in range(3)]), _domain(STAINS))
+    share, mean, _ = stain_domain.off_plane_od(np.stack([_slide(seed=s) for s in range(3)]), _domain(STAINS))
     assert share < 0.01 and np.abs(mean).max() < 0.01, (share, mean)
 
 
 def test_a_third_colour_is_the_off_plane_share_and_its_direction():
     third = 0.5
     images = np.stack([_slide(third, seed=s) for s in range(3)])
-    share, mean = stain_domain.off_plane_od(images, _domain(STAINS))
+    share, mean, od_mean = stain_domain.off_plane_od(images, _domain(STAINS))
     # the definition, computed directly on the stained pixels' optical density (no uint8 rounding)
     rng = np.random.default_rng(0)
     amounts = rng.uniform(0.4, 1.2, size=(2, 32 * 64))
@@ -97,6 +97,16 @@ def test_a_third_colour_is_the_off_plane_share_and_its_direction():
     want = third * len(od) / np.linalg.norm(od, axis=1).sum()
     assert share == pytest.approx(want, rel=0.05), (share, want)
     assert np.allclose(mean, third * off, atol=0.02), (mean, third * off)
+    assert np.allclose(od_mean, od.mean(axis=0), atol=0.02), (od_mean, od.mean(axis=0))
+    # pale pixels (summed OD under MIN_OD) are not counted, however far off the plane they lie
+    pale = images.copy()
+    faint = np.clip(np.rint(stain.IO * np.exp(-0.15 * np.abs(off)) - 1), 0, 255).astype(np.uint8)
+    assert (-np.log((faint.astype(float) + 1) / stain.IO)).sum() < stain_domain.MIN_OD
+    pale[:, 36:60] = faint
+    assert stain_domain.off_plane_od(pale, _domain(STAINS)).share == pytest.approx(share, rel=0.02)
+    # OD is measured against each image's own background: a dimmer lamp changes nothing
+    dim = np.clip(np.rint(images * 0.8), 0, 255).astype(np.uint8)
+    assert stain_domain.off_plane_od(dim, _domain(STAINS)).share == pytest.approx(share, rel=0.05)
     with pytest.raises(Exception, match="no.*stained pixels|none of these images"):
         stain_domain.off_plane_od(np.full((2, 64, 64, 3), 240, np.uint8), _domain(STAINS))
 

@@ -12,6 +12,8 @@ cell's own content (a basophil is far darker than a neutrophil) move its colours
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from wbcbench.adapt import stain
@@ -19,7 +21,7 @@ from wbcbench.core.errors import WbcError
 
 SAMPLE = 500   # images pooled for a domain's fit (a seeded sample when the domain has more)
 DOMAIN_METHODS = {"macenko_domain": "macenko", "reinhard_domain": "reinhard"}
-MIN_OD = 0.6   # summed optical density of a pixel counted as stained by off_plane_od (the nuclei and granules)
+MIN_OD = 0.6   # summed optical density above which off_plane_od counts a pixel (white cells and red cells alike)
 
 
 def domain_reference(images, method: str, sample: int = SAMPLE, seed: int = 0) -> stain.StainReference:
@@ -60,15 +62,25 @@ def _reinhard(image: np.ndarray, domain: stain.StainReference, reference: stain.
     return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
 
 
-def off_plane_od(images, domain: stain.StainReference, min_od: float = MIN_OD) -> tuple[float, np.ndarray]:
-    """What Macenko's two stains cannot hold: (the share of the stained pixels' optical density that lies off the
-    plane of `domain`'s two stain vectors, its mean per RGB channel). OD as _macenko computes it; stained pixels
-    have a summed OD above `min_od`; the share is the summed off-plane norm over the summed OD norm. Rebuilding an
-    image from its stain amounts drops exactly this part, whatever reference it is mapped to."""
+class OffPlane(NamedTuple):
+    """off_plane_od's answer: `share`, the off-plane part's mean length over the optical density's mean length;
+    `off_mean` and `od_mean`, the mean off-plane and total optical density per RGB channel (3,)."""
+
+    share: float
+    off_mean: np.ndarray
+    od_mean: np.ndarray
+
+
+def off_plane_od(images, domain: stain.StainReference, min_od: float = MIN_OD) -> OffPlane:
+    """What Macenko's two stains cannot hold: the part of each stained pixel's optical density off the plane of
+    `domain`'s two stain vectors (a single direction, their cross product), over every stained pixel of
+    `images`. OD is taken as _macenko takes it, against each image's own background; stained pixels have a
+    summed OD above `min_od`. Rebuilding an image from its stain amounts drops exactly this part, whatever
+    reference it is mapped to."""
     stains = domain.values["stains"]
     projector = stains @ np.linalg.pinv(stains)
     off_norm = od_norm = 0.0
-    off_sum, n = np.zeros(3), 0
+    off_sum, od_sum, n = np.zeros(3), np.zeros(3), 0
     for image in stain._check_images(images, "the off-plane optical density"):
         prepared = stain._prepare(image)
         if prepared is None:
@@ -79,10 +91,11 @@ def off_plane_od(images, domain: stain.StainReference, min_od: float = MIN_OD) -
         off_norm += np.linalg.norm(off, axis=1).sum()
         od_norm += np.linalg.norm(od, axis=1).sum()
         off_sum += off.sum(axis=0)
+        od_sum += od.sum(axis=0)
         n += len(od)
     if n == 0:
         raise WbcError("none of these images has stained pixels to measure")
-    return off_norm / od_norm, off_sum / n
+    return OffPlane(off_norm / od_norm, off_sum / n, od_sum / n)
 
 
 def normalise_domain(images, domain: stain.StainReference, reference: stain.StainReference) -> stain.Normalised:

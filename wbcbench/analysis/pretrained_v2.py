@@ -42,6 +42,7 @@ DOMAIN_WORDS = ("holds", "contradicted", "mixed", "inconclusive", "uninformative
 PLATEAU = 0.01          # last epoch's training accuracy within 1 point of the epoch before
 MIN_VAL_BALANCED = 0.97  # BN fine-tuned arms on pbc:val
 CHECK_SET = "pbc:val"
+MAX_HOURS = 10           # the grid's projected time from seed 0 past which Lite1 runs at seed 0 only
 
 
 def v2_runs(runs: pd.DataFrame) -> pd.DataFrame:

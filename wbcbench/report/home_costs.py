@@ -60,8 +60,11 @@ def home_cost_table(costs: pd.DataFrame) -> pd.DataFrame:
     interval), remedies in the order they were computed, '–' where a network lacks the remedy or has no pair."""
     if costs is None or not len(costs):
         return pd.DataFrame()
-    cells = costs.assign(cell=[f"{fmt_gain(c, lo, hi)} ({n} seeds)" if n > 1 else f"{c * 100:+.1f} (1 seed)"
-                               for c, lo, hi, n in zip(costs["change"], costs["lo"], costs["hi"], costs["seeds"])])
+    def cell(c, lo, hi, n):   # a change that rounds to zero reads +0.0, never -0.0
+        text = f"{fmt_gain(c, lo, hi)} ({n} seeds)" if n > 1 else f"{c * 100:+.1f} (1 seed)"
+        return "+0.0" + text[4:] if text.startswith("-0.0") else text
+
+    cells = costs.assign(cell=[cell(*r) for r in zip(costs["change"], costs["lo"], costs["hi"], costs["seeds"])])
     order = list(dict.fromkeys(zip(cells["kind"], cells["remedy"])))
     wide = cells.pivot_table(index=["kind", "remedy"], columns="network", values="cell", aggfunc="first")
     networks = [FAMILIES[f] for f in LITE if FAMILIES[f] in wide.columns]

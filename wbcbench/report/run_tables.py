@@ -297,14 +297,14 @@ def _notebook_seconds(run: Path) -> float:
         return math.nan
 
 
-def grid_time(runs_dir) -> pd.DataFrame:
-    """The measured compute of a grid's finished runs, per variant (the model and its training augmentation,
-    in column `model`) and in total ('all'): runs, the median and total wall time of a run's notebook
-    (training and every evaluation, as papermill timed it) and the training seconds of log.csv. On a shared
-    machine the times include whatever else it was doing."""
+def grid_time(runs_dir, seeds=None) -> pd.DataFrame:
+    """The measured compute of a grid's finished runs (those at `seeds` only, when given), per variant (the model
+    and its training augmentation, in column `model`) and in total ('all'): runs, the median and total wall time
+    of a run's notebook (training and every evaluation, as papermill timed it) and the training seconds of
+    log.csv. On a shared machine the times include whatever else it was doing."""
     rows = []
     for run, cfg in run_records(resolve_dir(runs_dir)):
-        if cfg is None or not is_done(run):
+        if cfg is None or not is_done(run) or (seeds is not None and cfg.get("seed") not in seeds):
             continue
         rows.append({"model": _variant(cfg), "run seconds": _notebook_seconds(run),
                      "training seconds": _training_seconds(run)[0]})

@@ -33,6 +33,19 @@ def arm_name(variant: str) -> str:
     return variant if parts is None else ", ".join(p for p in parts if p)
 
 
+def arms_named(arms, among) -> str:
+    """Arms in words, a whole network's arms (of all the arms `among`) as one: "EfficientNet-Lite1's three arms";
+    otherwise each arm's name, listed."""
+    arms = list(arms)
+    families = {(arm_parts(a) or (a,))[0] for a in arms}
+    if len(families) == 1 and len(arms) > 1:
+        family = families.pop()
+        if {a for a in among if (arm_parts(a) or (a,))[0] == family} == set(arms):
+            count = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}.get(len(arms), str(len(arms)))
+            return f"{family}'s {count} arms"
+    return listed([arm_name(a) for a in arms], "; ")
+
+
 def evaluated_name(model: str, mode: str) -> str:
     """An arm evaluated with a test-time method in words: 'EfficientNet-Lite0, BN fine-tuned + AdaBN' (a network
     outside the studies keeps its id, as core.names.row_label names it)."""
