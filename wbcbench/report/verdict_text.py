@@ -21,6 +21,7 @@ from wbcbench.analysis.verdict import (
 )
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.report.tables import fmt_gain, pct
+from wbcbench.report.words import by_word, recipe_name
 from wbcbench.sweep.grids import get_grid
 
 
@@ -191,15 +192,16 @@ def held_out_table(held: pd.DataFrame) -> pd.DataFrame:
 
 def recommendation_sentence(rec: dict, rule=pretrained_study.RULE) -> str:
     """A study's recommendation (pretrained_study's or pretrained_v2's, with its recipes.RecipeRule) in one
-    sentence, with its Holm words per shifted domain."""
+    sentence, the recipe in words, with its Holm words per shifted domain."""
     if rec["recipe"] is None:
         return "no recipe can be chosen yet (the plain recipe has no runs)."
+    name = recipe_name(rule, rec["recipe"]) if rec["recipe"] in rule.by_label else rec["recipe"]
     if rec["recipe"] == row_label(*rule.plain):
-        return f"the plan's rule chooses the plain recipe, **{rec['recipe']}**: no remedy beat it."
-    words = ", ".join(f"{d}: {rec['words'].get(d, '–')}" for d in SHIFTED_DOMAINS)
+        return f"the plan's rule chooses the plain recipe, **{name}**: no remedy beat it."
+    words = by_word(rec["words"])
     if all(rec["words"].get(d, "undetermined") == "undetermined" for d in SHIFTED_DOMAINS):
-        return (f"with the runs so far the plan's rule would choose **{rec['recipe']}**; too few seeds to test it "
+        return (f"with the runs so far the plan's rule would choose **{name}**; too few seeds to test it "
                 f"against the plain recipe yet ({words}).")
-    return (f"the plan's rule chooses **{rec['recipe']}**, "
+    return (f"the plan's rule chooses **{name}**, "
             + ("supported" if rec["supported"] else "not shown to help")
             + f" by the Holm-corrected tests against the plain recipe ({words}).")
