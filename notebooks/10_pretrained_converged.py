@@ -323,7 +323,8 @@ Markdown(text if have_runs else NOTHING)
 # Per trained arm, from its finished runs on disk: runs, the median wall time of a run's executed notebook,
 # and per run the seconds spent training (the epoch times of `log.csv`) and evaluating (the rest: every test
 # set with every test-time method), on this project's 2-core CPU machine. Runs that shared the machine with
-# other jobs took longer than they would alone.
+# other jobs, or whose sweep was paused, took longer than they would alone: the last column counts the runs
+# with a training epoch over twice their median epoch.
 
 # %% tags=["hide-input"]
 timing = run_tables.grid_time(runs_dir)
@@ -338,7 +339,8 @@ if len(timing):
                                                      / t["runs"]).round().astype("Int64"),
                           "evaluation share (%)": (100 * (1 - t["training total (h)"] / t["total (h)"])).round()
                           .astype("Int64"),
-                          "total (h)": t["total (h)"].round(2)})
+                          "total (h)": t["total (h)"].round(2),
+                          "runs slowed by other work": t["disturbed"]})
     shown.index = [arm_name(a) if a in ARM_ORDER else a for a in shown.index]
     shown.index.name = "arm"
     total = timing.iloc[-1]
@@ -351,7 +353,8 @@ if len(timing):
     if set(ARM_ORDER) <= set(t.index):   # the plan projects from seed 0 of every arm
         grid = get_grid(V2.GRID)
         runs_of = dict(zip(grid_variants(V2.GRID), (len(entry_seeds(e, grid["seeds"])) for e in grid["models"])))
-        first = run_tables.grid_time(runs_dir, seeds=[0]).set_index("model")["median run (s)"]
+        first_time = run_tables.grid_time(runs_dir, seeds=[0]).set_index("model")
+        first = first_time["median run (s)"]
         planned = first[list(ARM_ORDER)].sum() * len(grid["seeds"]) / 3600
         as_run = sum(first[a] * runs_of[a] for a in ARM_ORDER) / 3600
         cut = [a for a in ARM_ORDER if runs_of[a] < len(grid["seeds"])]
@@ -368,6 +371,10 @@ if len(timing):
             text += f", yet the grid runs {arms_named(cut, ARM_ORDER)} at seed 0 only, which the plan does not ask."
         else:
             text += "."
+        slowed = int(first_time.loc[list(ARM_ORDER), "disturbed"].sum())
+        if slowed:
+            text += (f" {slowed} of the {len(ARM_ORDER)} seed-0 runs were slowed by other work on the machine (an "
+                     "epoch over twice the run's median epoch), so these hours overstate what the grid takes alone.")
     else:
         text += (" The plan's projection of the whole grid (EfficientNet-Lite1 is dropped from seeds 1–4 if seed 0 "
                  f"projects it past 10 h) waits for seed 0 of every arm: {len(set(ARM_ORDER) & set(t.index))} of "

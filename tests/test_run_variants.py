@@ -31,10 +31,22 @@ def test_rerun_commands_and_timing_are_per_variant(tmp_path):
     assert timing["runs"].to_dict() == {"efficientnet_lite0": 2, "efficientnet_lite0+hed": 2, "all": 4}
     assert timing["median run (s)"].to_dict() == {"efficientnet_lite0": 125.0, "efficientnet_lite0+hed": 225.0,
                                                   "all": 175.0}
+    assert timing["disturbed"].to_dict() == {"efficientnet_lite0": 0, "efficientnet_lite0+hed": 0, "all": 0}
     first = run_tables.grid_time(tmp_path, seeds=[0]).set_index("model")   # the plan projects from seed 0
     assert first["runs"].to_dict() == {"efficientnet_lite0": 1, "efficientnet_lite0+hed": 1, "all": 2}
     assert first["median run (s)"].to_dict() == {"efficientnet_lite0": 100.0, "efficientnet_lite0+hed": 200.0,
                                                  "all": 150.0}
+
+
+def test_a_run_with_an_epoch_over_twice_its_median_counts_as_disturbed(tmp_path):
+    even = write_run(tmp_path / "a", "efficientnet_lite0", 0, {"bccd": (0.5, eye(1))}, log_seconds=(60, 62, 61, 80))
+    paused = write_run(tmp_path / "b", "efficientnet_lite0", 1, {"bccd": (0.5, eye(1))},
+                       log_seconds=(60, 62, 300, 61))
+    for run in (even, paused):
+        (run / "notebook.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 400.0}}}))
+    timing = run_tables.grid_time(tmp_path).set_index("model")
+    assert timing.loc["efficientnet_lite0", "disturbed"] == 1 and timing.loc["all", "disturbed"] == 1
+    assert run_tables.grid_time(tmp_path, seeds=[0]).set_index("model").loc["all", "disturbed"] == 0
 
 
 def test_runs_appendix_names_the_augmentation(tmp_path):

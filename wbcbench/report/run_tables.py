@@ -244,6 +244,16 @@ def _training_seconds(run: Path) -> tuple[float, int]:
         return float("nan"), 0
 
 
+def _disturbed(run: Path, factor: float = 2.0) -> bool:
+    """Whether a run's training was slowed by something else (a paused sweep, another job on the cores): one of its
+    epochs in log.csv took over `factor` times the run's median epoch, where every epoch does the same work."""
+    try:
+        seconds = pd.read_csv(run / "log.csv")["seconds"]
+    except (OSError, ValueError, KeyError, pd.errors.EmptyDataError):
+        return False
+    return bool(len(seconds) > 2 and seconds.max() > factor * seconds.median())
+
+
 def pilot_table(pilot_dir, test_set: str = "pbc:val") -> pd.DataFrame:
     """The runs used to choose the cpu profile: one row per run directory, with its resolution, epochs,
     training subset, accuracy on `test_set` and the training time summed over the epochs of log.csv
@@ -307,14 +317,15 @@ def grid_time(runs_dir, seeds=None) -> pd.DataFrame:
         if cfg is None or not is_done(run) or (seeds is not None and cfg.get("seed") not in seeds):
             continue
         rows.append({"model": _variant(cfg), "run seconds": _notebook_seconds(run),
-                     "training seconds": _training_seconds(run)[0]})
-    cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)"]
+                     "training seconds": _training_seconds(run)[0], "disturbed": _disturbed(run)})
+    cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)", "disturbed"]
     if not rows:
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(rows)
 
     def agg(g, name):
         return {"model": name, "runs": len(g), "median run (s)": g["run seconds"].median(),
-                "total (h)": g["run seconds"].sum() / 3600, "training total (h)": g["training seconds"].sum() / 3600}
+                "total (h)": g["run seconds"].sum() / 3600, "training total (h)": g["training seconds"].sum() / 3600,
+                "disturbed": int(g["disturbed"].sum())}
     out = [agg(df[df["model"] == m], m) for m in ordered(df["model"], STUDY_MODELS)] + [agg(df, "all")]
     return pd.DataFrame(out, columns=cols)
