@@ -83,6 +83,17 @@ def test_arm_and_recipe_names():
     assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
 
 
+def test_seeds_phrase_names_the_arms_with_fewer_seeds_and_what_it_costs():
+    lite = {f"efficientnet_lite{v}{t}": 5 for v in (0, 2) for t in ("", "_freezebn")}
+    assert F.seeds_phrase(pd.Series(lite)) == "5 seeds"
+    cut = pd.Series({**lite, "efficientnet_lite1": 1, "efficientnet_lite1_freezebn": 1})
+    assert F.seeds_phrase(cut) == ("5 seeds; EfficientNet-Lite1's two arms 1 seed, too few for a test, so each "
+                                   "claim's word rests on the other networks")
+    assert F.seeds_phrase(pd.Series({**lite, "efficientnet_lite1": 3})) == \
+        "5 seeds; EfficientNet-Lite1, BN fine-tuned 3 seeds"
+    assert F.seeds_phrase(pd.Series({"efficientnet_lite0": 1})) == "1 seed"
+
+
 def test_arms_named_calls_a_whole_network_by_its_name():
     among = ["efficientnet_lite0", "efficientnet_lite0_freezebn", "efficientnet_lite1", "efficientnet_lite1_freezebn",
              "efficientnet_lite1_freezebn_last"]

@@ -11,13 +11,13 @@ from typing import Callable
 import pandas as pd
 
 from wbcbench.analysis import pretrained_study, pretrained_v2, recipes
-from wbcbench.analysis.verdict import PRIMARY_METRIC, grid_progress, grid_runs
+from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, grid_runs
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, row_label
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
 from wbcbench.report.run_tables import chance_levels
 from wbcbench.report.tables import summary_table
-from wbcbench.report.words import arm_parts, by_word, domain_name, listed, recipe_name
+from wbcbench.report.words import arm_parts, arms_named, by_word, domain_name, listed, recipe_name
 
 NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")))
 
@@ -123,6 +123,22 @@ def _against(v: pd.DataFrame, claim: str) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def seeds_phrase(per_arm: pd.Series) -> str:
+    """'5 seeds', or with arms that have fewer (the converged grid runs Lite1 at seed 0 only, by the plan's
+    10-hour rule): "5 seeds; EfficientNet-Lite1's three arms 1 seed, too few for a test, so each claim's word
+    rests on the other networks". `per_arm`: arm id -> its number of seeds."""
+    most = int(per_arm.max())
+    fewer = per_arm[per_arm < most]
+    text = f"{most} seed{'s' * (most != 1)}"
+    if len(fewer):
+        n = int(fewer.max())
+        text += (f"; {arms_named(fewer.index, per_arm.index)} {'at most ' * (fewer.nunique() > 1)}{n} "
+                 f"seed{'s' * (n != 1)}")
+        if n < MIN_PAIRS:
+            text += ", too few for a test, so each claim's word rests on the other networks"
+    return text
+
+
 def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -> list[str]:
     """The five findings: in-domain level, shifted levels against chance, what frozen BN does, what test-time
     BN adaptation does, and which study this is. `v`: the study's verdict when the caller has it already."""
@@ -143,7 +159,7 @@ def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -
     parts = [arm_parts(m) for m in sorted(arm_runs(study, runs)["model"].unique())]
     families = listed(dict.fromkeys(p[0] for p in parts if p))
     trainings = listed(dict.fromkeys(p[1].replace(", last", " and only the last") for p in parts if p), last="or")
-    seeds = arm_runs(study, runs)["seed"].nunique()
+    per_arm = arm_runs(study, runs).groupby("model")["seed"].nunique()
     out = [
         f"Trained on PBC, the {NUMBERS.get(n_arms, n_arms)} networks of the study ({families}, each with "
         f"{trainings}) classify held-out PBC cells at {_range(lv.loc[IN_DOMAIN])} balanced accuracy "
@@ -157,7 +173,7 @@ def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -
         f"These numbers come from the {study.name} ({p['epochs']} epochs at {p['crop_size']} px on CPU, "
         + ("all of pbc:train" if not p.get("train_subset_per_class") else
            f"{p['train_subset_per_class']} training images per class")
-        + f", {seeds} seed{'s' * (seeds != 1)})"
+        + f", {seeds_phrase(per_arm)})"
         + (f", in which {study.caveat}" if study.caveat else "") + ".",
     ]
     return out
