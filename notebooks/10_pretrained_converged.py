@@ -69,14 +69,14 @@ from IPython.display import Markdown
 from wbcbench.analysis import pretrained_v2 as V2
 from wbcbench.analysis import recipes
 from wbcbench.analysis.stats import mean_ci
-from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, grid_variants
+from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, grid_variants, variant_seeds
 from wbcbench.core.names import DOMAIN_NAMES, IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, method_label, ordered, row_label
 from wbcbench.core.profiles import get_profile
 from wbcbench.report import run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
 from wbcbench.report.words import arm_name, arms_named, by_word, in_words, listed, recipe_name
 from wbcbench.runs.collect import load_runs
-from wbcbench.sweep.grids import entry_seeds, get_grid
+from wbcbench.sweep.grids import get_grid
 
 #: Lite0's arms (V2.ARMS, simplest first), then Lite1's and Lite2's
 ARM_ORDER = [*V2.ARMS, *sorted(v for v in grid_variants(V2.GRID) if v not in V2.ARMS)]
@@ -352,7 +352,7 @@ if len(timing):
         f"({share.min():.0f}–{share.max():.0f}% across arms).")
     if set(ARM_ORDER) <= set(t.index):   # the plan projects from seed 0 of every arm
         grid = get_grid(V2.GRID)
-        runs_of = dict(zip(grid_variants(V2.GRID), (len(entry_seeds(e, grid["seeds"])) for e in grid["models"])))
+        runs_of = {a: len(seeds) for a, seeds in variant_seeds(V2.GRID).items()}
         first_time = run_tables.grid_time(runs_dir, seeds=[0]).set_index("model")
         first = first_time["median run (s)"]
         planned = first[list(ARM_ORDER)].sum() * len(grid["seeds"]) / 3600

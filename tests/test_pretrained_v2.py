@@ -9,9 +9,11 @@ import pytest
 
 from wbcbench.analysis import bootstrap, pretrained_v2
 from wbcbench.analysis.recipes import choose, recipe_means
+from wbcbench.analysis.verdict import variant_seeds
 from wbcbench.core.classes import CLASSES
 from wbcbench.core.metrics import compute_metrics
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, row_label
+from wbcbench.sweep.grids import grid_size
 
 
 def predictions(labels, preds):
@@ -128,3 +130,12 @@ def test_no_runs_yet_gives_undetermined_words_and_no_recipe():
     assert len(v) == sum(len(c.comparisons) for c in pretrained_v2.CLAIMS) * 4 and set(v["word"]) == {"undetermined"}
     assert set(pretrained_v2.domain_words(v)[list(SHIFTED_DOMAINS)].stack()) == {"undetermined"}
     assert pretrained_v2.recommendation(pd.DataFrame())["recipe"] is None
+
+
+def test_the_grid_runs_lite1_at_seed_0_only_and_every_other_arm_at_five():
+    """The plan's 10-hour rule, as applied after seed 0 projected the grid past 10 hours."""
+    seeds = variant_seeds(pretrained_v2.GRID)
+    assert {v: s for v, s in seeds.items() if "lite1" in v} == {
+        "efficientnet_lite1": [0], "efficientnet_lite1_freezebn": [0], "efficientnet_lite1_freezebn_last": [0]}
+    assert all(s == [0, 1, 2, 3, 4] for v, s in seeds.items() if "lite1" not in v) and len(seeds) == 12
+    assert grid_size(pretrained_v2.GRID)["runs"] == sum(len(s) for s in seeds.values()) == 48

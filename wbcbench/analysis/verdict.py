@@ -61,6 +61,12 @@ def grid_variants(grid: str) -> list[str]:
             for e in get_grid(grid)["models"]]
 
 
+def variant_seeds(grid: str) -> dict[str, list[int]]:
+    """Each variant of a grid with the seeds its entry runs at (all the grid's seeds, or those its entry keeps)."""
+    g = get_grid(grid)
+    return {v: entry_seeds(e, g["seeds"]) for v, e in zip(grid_variants(grid), g["models"])}
+
+
 def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
     """A collect() table with `model` renamed to its variant (a copy; unchanged without an augment column)."""
     if "augment" not in runs.columns:
@@ -78,7 +84,7 @@ def grid_runs(runs: pd.DataFrame, grid: str) -> pd.DataFrame:
         return pd.DataFrame(columns=_RUN_COLUMNS)
     g = get_grid(grid)
     runs = with_variants(runs)
-    seeds = {v: set(entry_seeds(e, g["seeds"])) for v, e in zip(grid_variants(grid), g["models"])}
+    seeds = {v: set(s) for v, s in variant_seeds(grid).items()}
     keep = (runs["model"].isin(grid_variants(grid)) & (runs["profile"] == g["profile"])
             & (runs["train"] == g["train"])
             & pd.Series([s in seeds.get(m, ()) for m, s in zip(runs["model"], runs["seed"])], index=runs.index,
