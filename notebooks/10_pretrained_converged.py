@@ -27,7 +27,9 @@
 #   8 epochs, and checked on seed 0 before the other seeds run (section 2);
 # - the arms are EfficientNet-Lite0, -Lite1 and -Lite2 with **BN fine-tuned**, **BN frozen** at ImageNet
 #   statistics, and **frozen BN with only the last stages trained**, and Lite0 with BN fine-tuned trained with
-#   **colour jitter**, **scale augmentation** (a zoom by a factor drawn from [1/2, 2]) or both; five seeds each;
+#   **colour jitter**, **scale augmentation** (a zoom by a factor drawn from [1/2, 2]) or both; five seeds each,
+#   but for the plan's rule that drops Lite1 from seeds 1–4 if seed 0 projects the grid past 10 hours (section 7
+#   says whether it did);
 # - each run is tested on `pbc:test` and the four shifted domains in the standard way and with test-time
 #   methods that use only the new domain's unlabelled images: **AdaBN**, **TENT** (batches of 64),
 #   **rescaling** to the training domain's cell scale, rescaling then AdaBN, and stain normalisation
