@@ -315,7 +315,8 @@ assert orient["paper bccd accuracy (%)"].ne("–").all()  # every counterpart's 
 #
 # Per model, from the finished runs on disk: the wall time of each run's executed notebook (training and
 # every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
-# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
+# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone: "slowed
+# runs" counts those with a training epoch over twice their median epoch.
 
 # %% tags=["hide-input"]
 timing = run_tables.grid_time(runs_dir)

@@ -198,7 +198,8 @@ assert len(orient) == len(PRETRAINED_COUNTERPARTS) and orient["paper bccd accura
 # Per trained network (the model and its training augmentation: `efficientnet_lite0+hed` is Lite0 trained
 # with HED stain jitter), from the finished runs on disk: the wall time of each run's executed notebook (training and
 # every evaluation, as papermill timed it) and the training time of its `log.csv`, on this project's
-# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone.
+# 2-core CPU machine. Runs that shared the machine with other jobs took longer than they would alone: "slowed
+# runs" counts those with a training epoch over twice their median epoch.
 
 # %% tags=["hide-input"]
 timing = run_tables.grid_time(runs_dir)

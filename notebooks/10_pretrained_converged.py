@@ -342,7 +342,7 @@ if len(timing):
                           "evaluation share (%)": (100 * (1 - t["training total (h)"] / t["total (h)"])).round()
                           .astype("Int64"),
                           "total (h)": t["total (h)"].round(2),
-                          "runs slowed by other work": t["disturbed"]})
+                          "runs slowed by other work": t["slowed runs"]})
     shown.index = [arm_name(a) if a in ARM_ORDER else a for a in shown.index]
     shown.index.name = "arm"
     total = timing.iloc[-1]
@@ -373,7 +373,7 @@ if len(timing):
             text += f", yet the grid runs {arms_named(cut, ARM_ORDER)} at seed 0 only, which the plan does not ask."
         else:
             text += "."
-        slowed = int(first_time.loc[list(ARM_ORDER), "disturbed"].sum())
+        slowed = int(first_time.loc[list(ARM_ORDER), "slowed runs"].sum())
         if slowed:
             text += (f" {slowed} of the {len(ARM_ORDER)} seed-0 runs were slowed by other work on the machine (an "
                      "epoch over twice the run's median epoch), so these hours overstate what the grid takes alone.")

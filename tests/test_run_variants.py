@@ -31,7 +31,7 @@ def test_rerun_commands_and_timing_are_per_variant(tmp_path):
     assert timing["runs"].to_dict() == {"efficientnet_lite0": 2, "efficientnet_lite0+hed": 2, "all": 4}
     assert timing["median run (s)"].to_dict() == {"efficientnet_lite0": 125.0, "efficientnet_lite0+hed": 225.0,
                                                   "all": 175.0}
-    assert timing["disturbed"].to_dict() == {"efficientnet_lite0": 0, "efficientnet_lite0+hed": 0, "all": 0}
+    assert timing["slowed runs"].to_dict() == {"efficientnet_lite0": 0, "efficientnet_lite0+hed": 0, "all": 0}
     first = run_tables.grid_time(tmp_path, seeds=[0]).set_index("model")   # the plan projects from seed 0
     assert first["runs"].to_dict() == {"efficientnet_lite0": 1, "efficientnet_lite0+hed": 1, "all": 2}
     assert first["median run (s)"].to_dict() == {"efficientnet_lite0": 100.0, "efficientnet_lite0+hed": 200.0,
@@ -45,8 +45,8 @@ def test_a_run_with_an_epoch_over_twice_its_median_counts_as_disturbed(tmp_path)
     for run in (even, paused):
         (run / "notebook.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 400.0}}}))
     timing = run_tables.grid_time(tmp_path).set_index("model")
-    assert timing.loc["efficientnet_lite0", "disturbed"] == 1 and timing.loc["all", "disturbed"] == 1
-    assert run_tables.grid_time(tmp_path, seeds=[0]).set_index("model").loc["all", "disturbed"] == 0
+    assert timing.loc["efficientnet_lite0", "slowed runs"] == 1 and timing.loc["all", "slowed runs"] == 1
+    assert run_tables.grid_time(tmp_path, seeds=[0]).set_index("model").loc["all", "slowed runs"] == 0
 
 
 def test_runs_appendix_names_the_augmentation(tmp_path):

@@ -311,14 +311,15 @@ def grid_time(runs_dir, seeds=None) -> pd.DataFrame:
     """The measured compute of a grid's finished runs (those at `seeds` only, when given), per variant (the model
     and its training augmentation, in column `model`) and in total ('all'): runs, the median and total wall time
     of a run's notebook (training and every evaluation, as papermill timed it) and the training seconds of
-    log.csv. On a shared machine the times include whatever else it was doing."""
+    log.csv. On a shared machine the times include whatever else it was doing; `slowed runs` counts the runs
+    that show it in their training (_disturbed)."""
     rows = []
     for run, cfg in run_records(resolve_dir(runs_dir)):
         if cfg is None or not is_done(run) or (seeds is not None and cfg.get("seed") not in seeds):
             continue
         rows.append({"model": _variant(cfg), "run seconds": _notebook_seconds(run),
-                     "training seconds": _training_seconds(run)[0], "disturbed": _disturbed(run)})
-    cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)", "disturbed"]
+                     "training seconds": _training_seconds(run)[0], "slowed runs": _disturbed(run)})
+    cols = ["model", "runs", "median run (s)", "total (h)", "training total (h)", "slowed runs"]
     if not rows:
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(rows)
@@ -326,6 +327,6 @@ def grid_time(runs_dir, seeds=None) -> pd.DataFrame:
     def agg(g, name):
         return {"model": name, "runs": len(g), "median run (s)": g["run seconds"].median(),
                 "total (h)": g["run seconds"].sum() / 3600, "training total (h)": g["training seconds"].sum() / 3600,
-                "disturbed": int(g["disturbed"].sum())}
+                "slowed runs": int(g["slowed runs"].sum())}
     out = [agg(df[df["model"] == m], m) for m in ordered(df["model"], STUDY_MODELS)] + [agg(df, "all")]
     return pd.DataFrame(out, columns=cols)
