@@ -165,9 +165,11 @@ def test_the_converged_study_words_its_own_runs():
     arms = F.arm_runs(F.CONVERGED, runs)
     n = arms["model"].nunique()
     assert len(text) == 5 and (f"the {F.NUMBERS.get(n, n)} networks" in text[0])
-    seeds = arms["seed"].nunique()
+    per_arm = arms.groupby("model")["seed"].nunique()
+    seeds = int(per_arm.max())
     assert text[4].startswith("These numbers come from the converged pretrained study") and \
-        f"{seeds} seed{'s' * (seeds != 1)})" in text[4]
+        f"all of pbc:train, {seeds} seed{'s' * (seeds != 1)}" in text[4] and F.seeds_phrase(per_arm) in text[4]
+    assert ("too few for a test" in text[4]) == (per_arm.min() < 2 <= seeds)
     assert "scores higher on the new domain than BN fine-tuned" in text[2]      # V1's statement, not P1's
     box = F.lab_box(F.CONVERGED, runs)
     assert "label a sample of your own cells" in box and "efficientnet_lite" not in box.split("```")[0]
