@@ -17,9 +17,7 @@ from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
 from wbcbench.report.run_tables import chance_levels
 from wbcbench.report.tables import summary_table
-from wbcbench.report.words import arm_parts, arms_named, by_word, domain_name, listed, recipe_name
-
-NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")))
+from wbcbench.report.words import NUMBERS, arm_parts, arms_named, by_word, domain_name, listed, recipe_name
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ AUGMENTS = {"colour": "colour jitter", "hed": "HED stain jitter", "grayscale": "
             "scale": "scale augmentation", "colour+scale": "colour jitter and scale augmentation"}
 
 
+NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                          "eleven", "twelve")))
+
+
 def domain_name(domain: str) -> str:
     """'cellavision' -> 'CellaVision'; a test set the book does not bundle keeps its name."""
     return DOMAIN_NAMES.get(domain, domain)
@@ -34,16 +38,18 @@ def arm_name(variant: str) -> str:
 
 
 def arms_named(arms, among) -> str:
-    """Arms in words, a whole network's arms (of all the arms `among`) as one: "EfficientNet-Lite1's three arms";
-    otherwise each arm's name, listed."""
-    arms = list(arms)
-    families = {(arm_parts(a) or (a,))[0] for a in arms}
-    if len(families) == 1 and len(arms) > 1:
-        family = families.pop()
-        if {a for a in among if (arm_parts(a) or (a,))[0] == family} == set(arms):
-            count = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}.get(len(arms), str(len(arms)))
-            return f"{family}'s {count} arms"
-    return listed([arm_name(a) for a in arms], "; ")
+    """Arms in words, each network whose arms (of all the arms `among`) are all there as one: "EfficientNet-Lite1's
+    three arms"; the other arms by name; listed."""
+    def family(a):
+        return (arm_parts(a) or (a,))[0]
+    arms, parts = list(arms), []
+    for fam in dict.fromkeys(family(a) for a in arms):
+        mine = [a for a in arms if family(a) == fam]
+        if len(mine) > 1 and set(mine) == {a for a in among if family(a) == fam}:
+            parts.append(f"{fam}'s {NUMBERS.get(len(mine), len(mine))} arms")
+        else:
+            parts += [arm_name(a) for a in mine]
+    return listed(parts, "; ")
 
 
 def evaluated_name(model: str, mode: str) -> str:
