@@ -92,6 +92,9 @@ def test_seeds_phrase_names_the_arms_with_fewer_seeds_and_what_it_costs():
     assert F.seeds_phrase(pd.Series({**lite, "efficientnet_lite1": 3})) == \
         "5 seeds; EfficientNet-Lite1, BN fine-tuned 3 seeds"
     assert F.seeds_phrase(pd.Series({"efficientnet_lite0": 1})) == "1 seed"
+    mid = pd.Series({**cut, "efficientnet_lite2": 2, "efficientnet_lite2_freezebn": 2})
+    assert F.seeds_phrase(mid) == ("5 seeds; EfficientNet-Lite2's two arms 2 seeds; EfficientNet-Lite1's two arms "
+                                   "1 seed, too few for a test, so each claim's word rests on the other networks")
 
 
 def test_arms_named_calls_a_whole_network_by_its_name():

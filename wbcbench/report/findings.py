@@ -126,12 +126,10 @@ def seeds_phrase(per_arm: pd.Series) -> str:
     10-hour rule): "5 seeds; EfficientNet-Lite1's three arms 1 seed, too few for a test, so each claim's word
     rests on the other networks". `per_arm`: arm id -> its number of seeds."""
     most = int(per_arm.max())
-    fewer = per_arm[per_arm < most]
     text = f"{most} seed{'s' * (most != 1)}"
-    if len(fewer):
-        n = int(fewer.max())
-        text += (f"; {arms_named(fewer.index, per_arm.index)} {'at most ' * (fewer.nunique() > 1)}{n} "
-                 f"seed{'s' * (n != 1)}")
+    for n in sorted(set(per_arm[per_arm < most]), reverse=True):
+        fewer = per_arm[per_arm == n]
+        text += f"; {arms_named(fewer.index, per_arm.index)} {n} seed{'s' * (n != 1)}"
         if n < MIN_PAIRS:
             text += ", too few for a test, so each claim's word rests on the other networks"
     return text
