@@ -63,6 +63,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.models import MODELS
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import summary_table, to_markdown
+from wbcbench.report.words import in_words
 from wbcbench.runs.collect import load_runs
 
 #: the from-scratch normalisation variants and the ViT, in the study's order
@@ -113,7 +114,7 @@ plots.show(plots.drop_chart(drops, cpu_study.PRIMARY_METRIC)) if len(drops) else
 verdict = cpu_study.verdict_table(runs)
 ours = verdict[(verdict["kind"] == cpu_study.ROBUSTNESS) & verdict["a"].isin(NORM_MODELS)
                & verdict["b"].isin(NORM_MODELS)]
-plots.show(forest.claims_forest(ours))
+plots.show(forest.claims_forest(in_words(ours)))
 
 # %% tags=["hide-input"]
 assert set(ours["claim"]) == {"a", "b", "d"} and set(ours["word"]) <= set(cpu_study.WORDS)

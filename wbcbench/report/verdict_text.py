@@ -21,7 +21,7 @@ from wbcbench.analysis.verdict import (
 )
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.report.tables import fmt_gain, pct
-from wbcbench.report.words import by_word, recipe_name
+from wbcbench.report.words import by_word, evaluated_name, recipe_name
 from wbcbench.sweep.grids import get_grid
 
 
@@ -166,7 +166,8 @@ def rules_markdown() -> str:
 def claims_markdown(claims) -> str:
     """One bullet per claim: its statement, every comparison it makes, and what it is tested on."""
     return "\n".join(f"- claim ({c.id}) {c.statement}: "
-                     + ", ".join(f"{row_label(a, ma)} vs {row_label(b, mb)}" for a, ma, b, mb in c.comparisons)
+                     + ", ".join(f"{evaluated_name(a, ma)} vs {evaluated_name(b, mb)}"
+                                 for a, ma, b, mb in c.comparisons)
                      + f" ({c.kind})" for c in claims)
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from wbcbench.analysis.pretrained_v2 import DOMAIN_WORDS
 from wbcbench.core.names import DOMAIN_NAMES, SHIFTED_DOMAINS, STANDARD, method_label
+from wbcbench.models.catalog import LITE_SIDES, MODELS
 
-FAMILIES = {f"efficientnet_lite{v}": f"EfficientNet-Lite{v}" for v in (0, 1, 2)}
+FAMILIES = {f"efficientnet_lite{v}": MODELS[f"efficientnet_lite{v}"].family for v in LITE_SIDES}
 TRAINING = {"": "BN fine-tuned", "_freezebn": "BN frozen", "_freezebn_last": "frozen BN, last stages trained"}
 AUGMENTS = {"colour": "colour jitter", "hed": "HED stain jitter", "grayscale": "grayscale",
             "scale": "scale augmentation", "colour+scale": "colour jitter and scale augmentation"}
 
+
+# the catalog's normalisation labels as prose says them ('' for a name whose norm is an option)
+NORM_WORDS = {"none": "no normalisation", "LayerNorm (GroupNorm 1)": "LayerNorm",
+              "frozen BatchNorm (ImageNet stats)": "BN frozen", "per norm=": ""}
 
 NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                           "eleven", "twelve")))
@@ -30,11 +35,24 @@ def arm_parts(variant: str) -> tuple[str, str, str] | None:
     return FAMILIES[family], TRAINING[model[len(family):]], AUGMENTS.get(augment, augment)
 
 
+def model_name(model: str) -> str:
+    """A registry name in words, from the model catalog: 'resnet18_gn' -> 'ResNet-18, GroupNorm';
+    'resnet50_freezebn_last16' -> 'ResNet-50, BN frozen, last 16 convs trained'. An unknown name keeps its id."""
+    cfg = MODELS.get(model)
+    if cfg is None:
+        return model
+    return ", ".join(p for p in (cfg.family, NORM_WORDS.get(cfg.normalisation, cfg.normalisation), cfg.variant) if p)
+
+
 def arm_name(variant: str) -> str:
     """'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen'; 'efficientnet_lite0+colour' ->
-    'EfficientNet-Lite0, BN fine-tuned, colour jitter'. A network outside the studies keeps its id."""
+    'EfficientNet-Lite0, BN fine-tuned, colour jitter' (the pretrained studies' words); any other network by
+    model_name, its training augmentation after it."""
     parts = arm_parts(variant)
-    return variant if parts is None else ", ".join(p for p in parts if p)
+    if parts is None:
+        model, _, augment = variant.partition("+")
+        parts = (model_name(model), AUGMENTS.get(augment, augment))
+    return ", ".join(p for p in parts if p)
 
 
 def arms_named(arms, among) -> str:
@@ -53,8 +71,7 @@ def arms_named(arms, among) -> str:
 
 
 def evaluated_name(model: str, mode: str) -> str:
-    """An arm evaluated with a test-time method in words: 'EfficientNet-Lite0, BN fine-tuned + AdaBN' (a network
-    outside the studies keeps its id, as core.names.row_label names it)."""
+    """An arm evaluated with a test-time method in words: 'EfficientNet-Lite0, BN fine-tuned + AdaBN'."""
     return arm_name(model) + ("" if mode == STANDARD else f" + {method_label(mode)}")
 
 
