@@ -71,7 +71,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PAPER_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import METHOD_NAMES, STANDARD, for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import in_words
+from wbcbench.report.words import arm_name, domain_name, in_words
 from wbcbench.runs.collect import load_runs
 
 # %% [markdown]
@@ -243,7 +243,7 @@ if len(ranking):
         for t in cpu_study.SHIFTED_DOMAINS:
             cm, n = run_tables.summed_confusion(runs, model, t)
             if cm is not None:
-                confusions[f"{tag}: {model}, {t} ({n} seed{'s' if n > 1 else ''})"] = cm
+                confusions[f"{tag}: {arm_name(model)} | {domain_name(t)} ({n} seed{'s' if n > 1 else ''})"] = cm
 plots.show(plots.confusion_chart(confusions, columns=2)) if confusions else Markdown("_no matrices: no runs yet_")
 
 # %% tags=["hide-input"]

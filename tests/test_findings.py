@@ -93,6 +93,9 @@ def test_every_registry_name_has_its_own_words_from_the_catalog():
     assert W.arm_name("resnet18_bn+colour") == "ResNet-18, BatchNorm, colour jitter"
     assert W.evaluated_name("vit_tiny", "adabn") == "ViT-Tiny, LayerNorm + AdaBN"
     assert W.arm_name("my_net") == "my_net"  # a network outside the registry keeps its id
+    assert W.label_name("efficientnet_lite0+hed + scale + AdaBN") == \
+        "EfficientNet-Lite0, BN fine-tuned, HED stain jitter + scale + AdaBN"
+    assert W.label_name("chance (1/classes)") == "chance (1/classes)"
 
 
 def test_claim_definitions_name_their_comparisons_in_words():

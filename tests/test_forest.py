@@ -14,9 +14,12 @@ import vl_convert as vlc
 from test_plots import data, facet_marks_sources, layers, panel_rows
 
 from wbcbench.analysis import pretrained_study as SP
-from wbcbench.analysis.verdict import ROBUSTNESS, TEST_TIME, WORDS
+from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, TEST_TIME, WORDS
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.report import forest, plots
+from wbcbench.report import words as W
+from wbcbench.report.run_tables import chance_levels
+from wbcbench.report.tables import summary_table
 from wbcbench.report.words import in_words
 from wbcbench.runs.collect import load_runs
 
@@ -178,7 +181,8 @@ def test_arms_dot_chart_is_the_benchmark_chart_with_a_row_per_evaluation():
     spec = forest.arms_dot_chart(s, {"pbc:test": 0.2, "lisc": 0.25, "bccd": 0.25}, "balanced_accuracy").to_dict()
     bars, pts, chance, _ = layers(spec)
     assert pts["encoding"]["y"]["field"] == "label" and pts["encoding"]["color"]["field"] == "model"
-    assert pts["encoding"]["y"]["sort"] == list(dict.fromkeys(s["label"]))
+    assert pts["encoding"]["y"]["sort"] == [W.label_name(x) for x in dict.fromkeys(s["label"])]
+    assert "EfficientNet-Lite0, BN fine-tuned + AdaBN" in pts["encoding"]["y"]["sort"]  # networks in words
     assert set(facet_marks_sources(spec).values()) == {"facet"}
     assert {t: {r["chance"] for r in rs} for t, rs in panel_rows(spec).items()} == \
         {"pbc:test": {0.2}, "lisc": {0.25}, "bccd": {0.25}}
@@ -241,6 +245,10 @@ def test_on_the_committed_pretrained_runs():
     fills = sorted(p.get("fill") for p in marks(svg, "symbol"))
     assert fills == sorted(forest.WORD_COLOURS[w] for w in v["word"])
     assert not INTERNAL.findall(visible_text(svg))
+    summary = summary_table(runs, metrics=(PRIMARY_METRIC,))
+    svg = svg_of(forest.arms_dot_chart(summary, chance_levels(runs, PRIMARY_METRIC), PRIMARY_METRIC))
+    assert width(svg) <= PAGE_COLUMN and not [t for t in visible_text(svg).split(" | ") if "…" in t]
+    assert "EfficientNet-Lite2, frozen BN, last stages trained + Macenko" in axis_labels(svg)
     tests, held = SP.recipe_tests(runs), SP.held_out(runs)
     for chart, n in ((forest.recipes_forest(tests), len(tests)), (forest.held_out_forest(held), len(held))):
         svg = svg_of(chart)

@@ -148,8 +148,8 @@ def held_out_forest(held: pd.DataFrame, width: int = 320):
 def arms_dot_chart(summary: pd.DataFrame, chance: dict | None, metric: str = PRIMARY_METRIC, columns: int = 3):
     """The arms' score per test domain (tables.summary_table, every evaluation mode): plots.benchmark_chart
     with one row per arm and evaluation ('efficientnet_lite0 + AdaBN', in the colour of its network), the
-    domain's chance level dashed; panels narrow enough for `columns` of them in the page column."""
-    return benchmark_chart(summary, metric, chance, columns=columns, rows="label", width=130, row_height=14,
+    domain's chance level dashed; narrow panels, as many side by side as fit beside the row names."""
+    return benchmark_chart(summary, metric, chance, columns=columns, rows="label", width=112, row_height=14,
                            x_title="")
 
 

@@ -18,6 +18,7 @@ from wbcbench.core.names import METHOD_NAMES
 from wbcbench.data.cache import load_images
 from wbcbench.data.domains import domain_sample
 from wbcbench.report.tables import ordered
+from wbcbench.report.words import label_name
 
 FONT = "DejaVu Sans"  # available wherever matplotlib/fontconfig is; vl-convert falls back otherwise
 FONT_SIZE = 12        # px at 100%: faceted charts are sized to the book's page column (PAGE_WIDTH), so
@@ -36,6 +37,14 @@ def _fit(chart):
     return chart.configure_axis(labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE, labelLimit=220).configure_header(
         labelFontSize=FONT_SIZE + 1, titleFontSize=FONT_SIZE + 1).configure_legend(
         labelFontSize=FONT_SIZE, titleFontSize=FONT_SIZE).configure_title(fontSize=FONT_SIZE + 2, anchor="start")
+
+
+def rows_fit(labels, panel_width: int, columns: int) -> tuple[int, int]:
+    """(px, columns) for a faceted chart whose rows are named by `labels`: the row names' width, never cutting the
+    longest short (at most 0.5 em a character in the charts' sans-serif), and as many panels side by side (at
+    most `columns`, each with its gap) as fit beside it in the page column."""
+    px = int(0.5 * FONT_SIZE * max((len(str(x)) for x in labels), default=0)) + 12
+    return px, max(1, min(columns, (PAGE_WIDTH - px - 40) // (panel_width + 40)))
 
 
 def _alt():
@@ -189,9 +198,11 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     it defaults to the majority-class share. Every layer reads the one data source of the facet, so each
     panel draws its own domain's rows only; panels wrap after `columns` to fit the page column. `rows`: the
     column that names a row ('label' gives adapted evaluations rows of their own), coloured by its model;
-    `x_title`: each panel's axis title (default none: the chart's title names the metric)."""
+    `x_title`: each panel's axis title (default none: the chart's title names the metric). Rows are named in
+    words, in full, with as many panels side by side (at most `columns`) as fit beside them (rows_fit)."""
     alt = _alt()
     s = summary.copy()
+    s[rows] = s[rows].map(label_name)  # networks in words on the figure
     s["mean"] = s[f"{metric}_mean"]
     half = s[f"{metric}_ci95"].fillna(0)
     s["lo"] = (s["mean"] - half).clip(lower=0.0)
@@ -202,7 +213,8 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     models = list(dict.fromkeys(s[rows]))
     name = metric_title(metric)
     axis_title = "" if x_title is None else x_title   # the chart's title names the metric
-    base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None))
+    label_px, columns = rows_fit(models, width, columns)
+    base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None, axis=alt.Axis(labelLimit=label_px)))
     x = alt.X("mean:Q", title=axis_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
     bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q",
                                                  color=alt.Color("model:N", legend=None))
@@ -272,8 +284,9 @@ def learning_curves_chart(log: pd.DataFrame, title: str | None = None):
 
 
 def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 2):
-    """Heatmaps of confusion matrices {title: 5x5 counts (rows true, columns predicted)}; colour is the
-    row-normalised rate when `normalize` (recall on the diagonal), each cell shows its count."""
+    """Heatmaps of confusion matrices {title (its lines joined by ' | '): 5x5 counts (rows true, columns
+    predicted)}; colour is the row-normalised rate when `normalize` (recall on the diagonal), each cell shows
+    its count."""
     alt = _alt()
     rows = []
     for name, cm in confusions.items():
@@ -299,7 +312,7 @@ def confusion_chart(confusions: dict, normalize: bool = True, columns: int = 2):
                             alt.value("white"), alt.value("black")))
     return _fit(alt.layer(heat, text, data=df).properties(width=200, height=200).facet(
         facet=alt.Facet("test set:N", sort=list(confusions), title=None,
-                        header=alt.Header(labelExpr="split(datum.value, ', ')")), columns=columns))
+                        header=alt.Header(labelExpr="split(datum.value, ' | ')")), columns=columns))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -312,16 +325,18 @@ def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc
     after `columns`), a rule at zero. Every layer reads the facet's one data source."""
     alt = _alt()
     d = drops.copy()
+    d["label"] = d["label"].map(label_name)
     for c in ("drop_mean", "drop_ci95", "drop_lo", "drop_hi"):
         d[f"{c}_pp"] = pd.to_numeric(d[c], errors="coerce") * 100
     d["zero"] = 0.0
     d["evaluation"] = [METHOD_NAMES.get(e, e) for e in d["eval_mode"]]
     modes = [METHOD_NAMES.get(e, e) for e in dict.fromkeys(d["eval_mode"])]
     labels = list(dict.fromkeys(d["label"]))
+    label_px, columns = rows_fit(labels, PANEL_WIDTH, columns)
     domains = list(dict.fromkeys(d["test_set"]))
     lo, hi = min(0.0, float(d["drop_lo_pp"].min())), max(0.0, float(d["drop_hi_pp"].max()))
     title = "drop (percentage points)"
-    base = alt.Chart().encode(y=alt.Y("label:N", sort=labels, title=None))
+    base = alt.Chart().encode(y=alt.Y("label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=label_px)))
     pts = base.mark_point(filled=True, size=50).encode(
         x=alt.X("drop_mean_pp:Q", title=title, axis=alt.Axis(format="~r"), scale=alt.Scale(domain=[lo, hi], nice=True)),
         color=alt.Color("evaluation:N", title="evaluation", sort=modes),
@@ -342,13 +357,15 @@ def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
     each class's number of test images, since a recall over 1 or 3 images says little."""
     alt = _alt()
     d = recall.copy()
+    d["label"] = d["label"].map(label_name)
     d["text"] = [("n/a" if pd.isna(r) else f"{r:.2f}") for r in d["recall"]]
     d["present"] = d["recall"].notna()
     d["recall_fill"] = d["recall"].fillna(-1.0)
     labels = list(dict.fromkeys(d["label"]))
+    label_px, columns = rows_fit(labels, 200, columns)
     domains = ordered(d["test_set"])
     base = alt.Chart().encode(x=alt.X("class:N", sort=list(CLASSES), title=None),
-                              y=alt.Y("label:N", sort=labels, title=None))
+                              y=alt.Y("label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=label_px)))
     heat = base.mark_rect().encode(
         color=alt.condition("datum.present", alt.Color("recall_fill:Q", title="recall",
                                                        scale=alt.Scale(scheme="blues", domain=[0, 1])),

@@ -55,6 +55,13 @@ def arm_name(variant: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def label_name(label: str) -> str:
+    """A table row's label (core.names.row_label: 'efficientnet_lite0+hed + AdaBN') in words: 'EfficientNet-Lite0,
+    BN fine-tuned, HED stain jitter + AdaBN'. A label that names no network ('chance (1/classes)') is kept."""
+    head, sep, rest = str(label).partition(" + ")
+    return arm_name(head) + sep + rest
+
+
 def arms_named(arms, among) -> str:
     """Arms in words, each network whose arms (of all the arms `among`) are all there as one: "EfficientNet-Lite1's
     three arms"; the other arms by name; listed."""
