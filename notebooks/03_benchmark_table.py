@@ -58,6 +58,7 @@ from wbcbench.core.profiles import get_profile
 from wbcbench.report import plots, run_tables
 from wbcbench.report.paper import compare_with_paper, load_published
 from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
+from wbcbench.report.words import rows_in_words
 from wbcbench.runs.collect import load_runs
 
 runs, skipped = load_runs(runs_dir, profile)
@@ -74,7 +75,7 @@ Markdown(f"**{runs['run_dir'].nunique() if have_runs else 0} finished runs** of 
 
 # %% tags=["hide-input"]
 acc = wide_table(summary, "accuracy")
-Markdown(to_markdown(acc, index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(rows_in_words(acc), index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ## Balanced accuracy (%), mean ± 95% CI (Student t) over seeds
@@ -82,7 +83,7 @@ Markdown(to_markdown(acc, index=True) if have_runs else "_no runs yet_")
 # %% tags=["hide-input"]
 chance = run_tables.chance_levels(runs, "balanced_accuracy") if have_runs else {}
 bal = wide_table(summary, "balanced_accuracy", chance=chance)
-Markdown(to_markdown(bal, index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(rows_in_words(bal), index=True) if have_runs else "_no runs yet_")
 
 # %% tags=["hide-input"]
 if have_runs:

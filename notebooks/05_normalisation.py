@@ -63,7 +63,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.models import MODELS
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import summary_table, to_markdown
-from wbcbench.report.words import in_words
+from wbcbench.report.words import in_words, rows_in_words
 from wbcbench.runs.collect import load_runs
 
 #: the from-scratch normalisation variants and the ViT, in the study's order
@@ -75,7 +75,7 @@ norm = run_tables.normalisation_table(summary, NORM_MODELS,
 have_runs = not norm.empty
 Markdown(f"{verdict_text.progress_sentence(runs, runs_dir)}\n\n"
          f"**{cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} (%)**\n\n"
-         + to_markdown(norm, index=True) if have_runs else
+         + to_markdown(rows_in_words(norm), index=True) if have_runs else
          f"**No normalisation runs of profile `{profile}` in `{runs_dir}` yet** (models "
          f"{', '.join(NORM_MODELS)}). Run the CPU study sweep and "
          "re-run this notebook.")

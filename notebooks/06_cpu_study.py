@@ -71,7 +71,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PAPER_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import METHOD_NAMES, STANDARD, for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import arm_name, domain_name, in_words
+from wbcbench.report.words import arm_name, domain_name, in_words, rows_in_words
 from wbcbench.runs.collect import load_runs
 
 # %% [markdown]
@@ -154,7 +154,7 @@ summary = summary_table(runs, metrics=cpu_study.STUDY_METRICS, model_order=cpu_s
 tables = {m: wide_table(summary, m, seeds=True, chance=run_tables.chance_levels(runs, m) if have_runs else None)
           for m in cpu_study.STUDY_METRICS}
 Markdown("\n\n".join(f"### {cpu_study.METRIC_NAMES[m].capitalize()} (%), mean ± 95% CI (Student t) over seeds\n\n"
-                      + (to_markdown(t, index=True) if have_runs else "_no runs yet_") for m, t in tables.items()))
+                      + (to_markdown(rows_in_words(t), index=True) if have_runs else "_no runs yet_") for m, t in tables.items()))
 
 # %% tags=["hide-input"]
 if have_runs:
@@ -196,7 +196,7 @@ if len(drops):
 methods = [m for m in summary["eval_mode"].unique() if m != STANDARD] if have_runs else []
 gains = {m: run_tables.method_gains(runs, m) for m in methods}
 Markdown("\n\n".join(f"**{METHOD_NAMES.get(m, m)}** (gain in pp, [95% CI])\n\n"
-                      + to_markdown(run_tables.gain_table(g), index=True) for m, g in gains.items())
+                      + to_markdown(rows_in_words(run_tables.gain_table(g)), index=True) for m, g in gains.items())
          if gains else "_no test-time evaluations yet_")
 
 # %% tags=["hide-input"]
@@ -231,7 +231,7 @@ if len(recall):
 
 # %% tags=["hide-input"]
 ranking = run_tables.rank_models(summary)
-Markdown(to_markdown(for_reader(ranking, percent=[ranking.columns[1]], names={
+Markdown(to_markdown(for_reader(ranking.assign(model=ranking["model"].map(arm_name)), percent=[ranking.columns[1]], names={
     ranking.columns[1]: f"mean {cpu_study.METRIC_NAMES[cpu_study.PRIMARY_METRIC]} over the shifted domains"}))
          if len(ranking) else "_no ranking: no runs yet_")
 

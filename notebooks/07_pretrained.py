@@ -68,7 +68,7 @@ from wbcbench.core.profiles import get_profile
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import in_words
+from wbcbench.report.words import in_words, rows_in_words
 from wbcbench.runs.collect import load_runs
 from wbcbench.sweep.grids import get_grid
 
@@ -132,7 +132,7 @@ chance = run_tables.chance_levels(arms, cpu_study.PRIMARY_METRIC) if have_runs e
 
 # %% tags=["hide-output", "hide-input"]
 table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True, chance=chance)
-Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(rows_in_words(table), index=True) if have_runs else "_no runs yet_")
 
 # %% tags=["hide-input"]
 if have_runs:

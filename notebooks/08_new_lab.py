@@ -64,6 +64,7 @@ from wbcbench.analysis import cpu_study
 from wbcbench.analysis import pretrained_study as SP
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import summary_table, to_markdown, wide_table
+from wbcbench.report.words import rows_in_words
 from wbcbench.runs.collect import load_runs
 
 runs, _ = load_runs(runs_dir)
@@ -85,7 +86,7 @@ summary = summary_table(base, metrics=cpu_study.STUDY_METRICS,
                         model_order=list(dict.fromkeys(m for m, _ in SP.RECIPES)))
 table = wide_table(summary, cpu_study.PRIMARY_METRIC, seeds=True,
                    chance=run_tables.chance_levels(base, cpu_study.PRIMARY_METRIC) if have_runs else None)
-Markdown(to_markdown(table, index=True) if have_runs else "_no runs yet_")
+Markdown(to_markdown(rows_in_words(table), index=True) if have_runs else "_no runs yet_")
 
 # %% [markdown]
 # ## 2. Each recipe against the plain one
@@ -100,8 +101,8 @@ plots.show(forest.recipes_forest(tests))
 
 # %% tags=["hide-output", "hide-input"]
 gains, words = verdict_text.recipe_tables(tests)
-Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(gains, index=True) + "\n\n**word**\n\n"
-         + to_markdown(words, index=True))
+Markdown("**gain (pp) [95% CI]**\n\n" + to_markdown(rows_in_words(gains), index=True) + "\n\n**word**\n\n"
+         + to_markdown(rows_in_words(words), index=True))
 
 # %% tags=["hide-input"]
 assert len(tests) == (len(SP.RECIPES) - 1) * len(cpu_study.SHIFTED_DOMAINS)

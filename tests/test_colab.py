@@ -23,6 +23,7 @@ from wbcbench.core.errors import WbcError
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.data import download
 from wbcbench.data.sources import DATASETS
+from wbcbench.report.words import arm_name
 from wbcbench.runs.collect import load_runs
 
 NOTEBOOKS = sorted(colab.NOTEBOOKS.glob("[0-9]*.ipynb"))
@@ -270,7 +271,7 @@ def test_simulated_colab_runs_notebooks_02_and_03(tmp_path, data_root, httpserve
     n = runs["run_dir"].nunique()
     assert n > 0 and any(t.startswith(f"**{n} finished runs** of profile `cpu`") for t in texts), texts[:3]
     table = next(t for t in texts if t.startswith("|"))
-    assert all(f"| {m} " in table for m in runs["model"].unique()) and "majority baseline" in table
+    assert all(f"| {arm_name(m)} " in table for m in runs["model"].unique()) and "majority baseline" in table
 
     # a restarted runtime: the clone is there already, so the cell installs and downloads without cloning
     cell = first_code_cell(REPO_ROOT / "notebooks" / "02_train_one_run.ipynb").source

@@ -162,14 +162,16 @@ def test_recipes_forest_one_panel_per_domain():
     assert all({r["shifted domain"] for r in rows} == {t} for t, rows in panel_rows(spec).items())
     svg = svg_of(forest.recipes_forest(tests))
     assert len(marks(svg, "symbol")) == len(tests) and width(svg) <= PAGE_COLUMN
-    assert "over efficientnet_lite0" in visible_text(svg)  # the plain recipe is named in the subtitle
+    assert "over EfficientNet-Lite0, BN fine-tuned" in visible_text(svg)  # the plain recipe, named in the subtitle
+    assert "EfficientNet-Lite0, BN fine-tuned, HED stain jitter + AdaBN" in axis_labels(svg)
 
 
 def test_held_out_forest_rows_in_domain_order_with_the_choice():
     held = held_frame()
     spec = forest.held_out_forest(held).to_dict()
     rows = data(spec, spec)
-    assert rows[0]["row"] == "lisc|chosen: efficientnet_lite0+colour" and rows[3]["row"] == "cellavision|chosen: –"
+    assert rows[0]["row"] == "LISC|chosen: EfficientNet-Lite0, BN fine-tuned, colour jitter"
+    assert rows[3]["row"] == "CellaVision|chosen: –"
     assert layers(spec)[2]["encoding"]["y"]["sort"] == [r["row"] for r in rows]
     assert rows[0][forest.EFFECT] == pytest.approx(11.0)
     svg = svg_of(forest.held_out_forest(held))

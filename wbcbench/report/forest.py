@@ -15,8 +15,8 @@ import pandas as pd
 
 from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, ordered
-from wbcbench.report.plots import FONT_SIZE, PAGE_WIDTH, _alt, _fit, benchmark_chart, metric_title
-from wbcbench.report.words import domain_name
+from wbcbench.report.plots import FONT_SIZE, PAGE_WIDTH, _alt, _fit, benchmark_chart, metric_title, rows_fit
+from wbcbench.report.words import domain_name, label_name
 
 #: The plan's words, one colour each in every figure (Okabe-Ito blue and vermillion for the decided words).
 WORD_COLOURS = {"holds": "#0072B2", "contradicted": "#D55E00", "inconclusive": "#666666",
@@ -108,9 +108,10 @@ def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 150):
     gain over the plain recipe (pp) with the 95% interval, coloured by the plan's word."""
     alt = _alt()
     d = _in_pp(tests)
-    d["recipe"], d[DOMAIN] = d["label_a"], d["test_set"]
-    plain = ", ".join(dict.fromkeys(d["label_b"])) or "the plain recipe"
-    y = alt.Y("recipe:N", sort=list(dict.fromkeys(d["recipe"])), title=None, axis=alt.Axis(labelLimit=300))
+    d["recipe"], d[DOMAIN] = d["label_a"].map(label_name), d["test_set"]
+    plain = ", ".join(dict.fromkeys(d["label_b"].map(label_name))) or "the plain recipe"
+    label_px, columns = rows_fit(d["recipe"], width, columns)
+    y = alt.Y("recipe:N", sort=list(dict.fromkeys(d["recipe"])), title=None, axis=alt.Axis(labelLimit=label_px))
     layers = _forest_layers(alt, y, "gain over the plain recipe (pp)", _word_colour(alt), tooltip=[
         "recipe", DOMAIN, alt.Tooltip(f"{EFFECT}:Q", format="+.1f"), alt.Tooltip(f"{LOW}:Q", format="+.1f"),
         alt.Tooltip(f"{HIGH}:Q", format="+.1f"), "word"])
@@ -129,7 +130,8 @@ def held_out_forest(held: pd.DataFrame, width: int = 320):
     d = held.copy()
     d["effect"] = d["gain"]
     d = _in_pp(d)
-    d["row"] = [f"{t}|chosen: {c}" for t, c in zip(d["held-out domain"], d["chosen on the other three"])]
+    d["row"] = [f"{domain_name(t)}|chosen: {label_name(c)}"
+                for t, c in zip(d["held-out domain"], d["chosen on the other three"])]
     d["chosen recipe (%)"] = pd.to_numeric(d["score"], errors="coerce") * 100
     d["plain recipe (%)"] = pd.to_numeric(d["plain"], errors="coerce") * 100
     y = alt.Y("row:N", sort=list(d["row"]), title="held-out domain",

@@ -62,6 +62,15 @@ def label_name(label: str) -> str:
     return arm_name(head) + sep + rest
 
 
+def rows_in_words(table):
+    """A table whose rows are named by label (tables.wide_table, a recipe table) with the networks in words (a
+    copy)."""
+    out = table.copy()
+    out.index = [label_name(x) for x in out.index]
+    out.index.name = table.index.name
+    return out
+
+
 def arms_named(arms, among) -> str:
     """Arms in words, each network whose arms (of all the arms `among`) are all there as one: "EfficientNet-Lite1's
     three arms"; the other arms by name; listed."""
