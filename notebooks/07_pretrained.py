@@ -68,7 +68,7 @@ from wbcbench.core.profiles import get_profile
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.paper import PRETRAINED_COUNTERPARTS, paper_orientation
 from wbcbench.report.tables import for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import in_words, rows_in_words
+from wbcbench.report.words import arm_name, in_words, listed, rows_in_words
 from wbcbench.runs.collect import load_runs
 from wbcbench.sweep.grids import get_grid
 
@@ -206,8 +206,8 @@ timing = run_tables.grid_time(runs_dir)
 over = timing[(timing["model"] != "all") & (timing["median run (s)"] > SP.RUN_BUDGET_S)] if len(timing) else timing
 Markdown((to_markdown(timing.round({"median run (s)": 0, "total (h)": 2, "training total (h)": 2})) + "\n\n" + (
     f"Every arm's median run is within the plan's {SP.RUN_BUDGET_S:.0f} s per run." if not len(over) else
-    "Over the plan's {:.0f} s per run: ".format(SP.RUN_BUDGET_S) + ", ".join(
-        f"{m} ({s:.0f} s)" for m, s in zip(over["model"], over["median run (s)"]))
+    "Over the plan's {:.0f} s per run: ".format(SP.RUN_BUDGET_S) + listed(
+        [f"{arm_name(m)} ({s:.0f} s)" for m, s in zip(over["model"], over["median run (s)"])], sep="; ")
     + "; the budget was kept anyway (see the note on the budget rule in the analysis plan's addendum)."))
          if len(timing) else "_no finished runs yet_")
 
