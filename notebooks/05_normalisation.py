@@ -129,7 +129,7 @@ if not have_runs:
 
 # %% tags=["hide-input"]
 Markdown("\n\n".join(f"**{cpu_study.METRIC_NAMES[m]} (%)**\n\n"
-                      + to_markdown(run_tables.normalisation_table(summary, NORM_MODELS, m,
-                                                                   chance=run_tables.chance_levels(runs, m)),
+                      + to_markdown(rows_in_words(run_tables.normalisation_table(
+                                          summary, NORM_MODELS, m, chance=run_tables.chance_levels(runs, m))),
                                     index=True)
                       for m in cpu_study.BESIDE_METRICS) if have_runs else "_no runs yet_")

@@ -72,7 +72,7 @@ from wbcbench.analysis import pretrained_v2 as V2
 from wbcbench.analysis import recipes
 from wbcbench.analysis.stats import mean_ci
 from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, grid_variants, variant_seeds
-from wbcbench.core.names import DOMAIN_NAMES, IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, method_label, ordered, row_label
+from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, method_label, ordered, row_label
 from wbcbench.core.profiles import get_profile
 from wbcbench.report import run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
@@ -294,10 +294,7 @@ else:
              + rec["command"] + "\n```")
     held = V2.held_out(runs)
     assert list(held["held-out domain"]) == list(SHIFTED_DOMAINS)
-    held = held.assign(**{"held-out domain": [DOMAIN_NAMES[d] for d in held["held-out domain"]],
-                          "chosen on the other three": [recipe_name(V2.RULE, x) if x in V2.RULE.by_label else x
-                                                        for x in held["chosen on the other three"]]})
-    text += "\n\n" + to_markdown(verdict_text.held_out_table(held))
+    text += "\n\n" + to_markdown(verdict_text.held_out_table(held, V2.RULE))
 Markdown(text)
 
 # %% [markdown]

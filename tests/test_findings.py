@@ -89,7 +89,11 @@ def test_every_registry_name_has_its_own_words_from_the_catalog():
     named = {m: W.arm_name(m) for m in MODELS}
     assert len(set(named.values())) == len(named) and not any("_" in w for w in named.values())
     assert named["resnet18_gn"] == "ResNet-18, GroupNorm" and named["resnet18_nonorm"] == "ResNet-18, no normalisation"
-    assert named["resnet50_freezebn_last16"] == "ResNet-50, BN frozen, last 16 convs trained"
+    assert named["resnet50_freezebn_last16"] == "ResNet-50, frozen BN, last 16 convs trained"
+    assert named["efficientnet_lite0"] == "EfficientNet-Lite0, BN fine-tuned"  # pretrained by default: fine-tuned
+    assert named["resnet50"] == "ResNet-50, BatchNorm" and named["resnet18"] == "ResNet-18"
+    assert W.arm_parts("efficientnet_lite2_freezebn_last+colour") == (
+        "EfficientNet-Lite2", "frozen BN, last stages trained", "colour jitter")
     assert W.arm_name("resnet18_bn+colour") == "ResNet-18, BatchNorm, colour jitter"
     assert W.evaluated_name("vit_tiny", "adabn") == "ViT-Tiny, LayerNorm + AdaBN"
     assert W.arm_name("my_net") == "my_net"  # a network outside the registry keeps its id

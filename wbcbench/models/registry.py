@@ -24,7 +24,7 @@ from torch import nn
 
 from wbcbench.core.errors import unknown
 from wbcbench.models import networks
-from wbcbench.models.catalog import LITE_SIDES, MODELS, ModelConfig, get_model_config
+from wbcbench.models.catalog import LITE_SIDES, MODELS, ModelConfig, get_model_config, named_by
 from wbcbench.models.pretrained import load_weights
 
 _BUILDER_ARGS = ("num_classes", "pretrained", "name")  # every builder's leading arguments
@@ -34,7 +34,8 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 def register_model(name: str, config: ModelConfig | None = None):
     """Decorator: `build(num_classes, pretrained, name, **options)` builds `name`. A catalog name takes its config
     from the catalog (`config` None); a new name brings one. The builder's keyword arguments, less those baked
-    into the config's `kwargs`, must be the config's `options` (a new name's are filled in from the builder)."""
+    into the config's `kwargs`, must be the config's `options` (a new name's are filled in from the builder); a
+    new name must differ from every other in the facts the book names it by (catalog.named_by)."""
     def register(build):
         if name in _BUILDERS or (config is not None and name in MODELS):
             raise ValueError(f"model {name!r} registered twice")
@@ -42,6 +43,12 @@ def register_model(name: str, config: ModelConfig | None = None):
         params = list(inspect.signature(build).parameters)
         if tuple(params[:3]) != _BUILDER_ARGS:
             raise TypeError(f"builder of {name!r} must start with {_BUILDER_ARGS}, has {params}")
+        baked = set(cfg.kwargs) - set(params[3:])
+        if baked:
+            raise TypeError(f"builder of {name!r} takes no option {sorted(baked)[0]!r} (the config's kwargs)")
+        twin = next((n for n, c in MODELS.items() if config is not None and named_by(c) == named_by(config)), None)
+        if twin:
+            raise ValueError(f"model {name!r} would read like {twin!r} in the book: give its config a `variant`")
         options = tuple(p for p in params[3:] if p not in cfg.kwargs)
         if config is None and options != cfg.options:
             raise TypeError(f"builder of {name!r} takes options {options}, the catalog declares {cfg.options}")

@@ -134,8 +134,9 @@ def held_out_forest(held: pd.DataFrame, width: int = 320):
                 for t, c in zip(d["held-out domain"], d["chosen on the other three"])]
     d["chosen recipe (%)"] = pd.to_numeric(d["score"], errors="coerce") * 100
     d["plain recipe (%)"] = pd.to_numeric(d["plain"], errors="coerce") * 100
+    label_px, _ = rows_fit([line for r in d["row"] for line in r.split("|")], width, 1)
     y = alt.Y("row:N", sort=list(d["row"]), title="held-out domain",
-              axis=alt.Axis(labelExpr="split(datum.value, '|')", labelLimit=300, labelPadding=6))
+              axis=alt.Axis(labelExpr="split(datum.value, '|')", labelLimit=label_px, labelPadding=6))
     layers = _forest_layers(alt, y, "gain over the plain recipe on the held-out domain (pp)", alt.value(NEUTRAL),
                             tooltip=["held-out domain", "chosen on the other three",
                                      alt.Tooltip("chosen recipe (%):Q", format=".1f"),
@@ -149,7 +150,7 @@ def held_out_forest(held: pd.DataFrame, width: int = 320):
 
 def arms_dot_chart(summary: pd.DataFrame, chance: dict | None, metric: str = PRIMARY_METRIC, columns: int = 3):
     """The arms' score per test domain (tables.summary_table, every evaluation mode): plots.benchmark_chart
-    with one row per arm and evaluation ('efficientnet_lite0 + AdaBN', in the colour of its network), the
+    with one row per arm and evaluation ('EfficientNet-Lite0, BN fine-tuned + AdaBN', in the colour of its network), the
     domain's chance level dashed; narrow panels, as many side by side as fit beside the row names."""
     return benchmark_chart(summary, metric, chance, columns=columns, rows="label", width=112, row_height=14,
                            x_title="")

@@ -16,7 +16,7 @@ from wbcbench.analysis.verdict import PRIMARY_METRIC, variant
 from wbcbench.core.names import IN_DOMAIN, STANDARD, method_label
 from wbcbench.report.run_tables import method_gains
 from wbcbench.report.tables import fmt_gain
-from wbcbench.report.words import AUGMENTS, FAMILIES, TRAINING
+from wbcbench.report.words import AUGMENTS, arm_parts
 
 COLUMNS = ["remedy", "kind", "network", "change", "lo", "hi", "seeds"]
 #: the training choices each network was trained with, besides BN fine-tuned (suffix or augmentation)
@@ -45,12 +45,12 @@ def home_costs(v2: pd.DataFrame, test: str = IN_DOMAIN, metric: str = PRIMARY_ME
             arm = variant(family + suffix, augment or None)
             d = (_standard(v2, arm, test, metric) - base).dropna()
             if len(d):
-                name = TRAINING[suffix] if suffix else AUGMENTS[augment]
-                rows.append(_row(name, "training", FAMILIES[family], d))
+                name = arm_parts(family + suffix)[1] if suffix else AUGMENTS[augment]
+                rows.append(_row(name, "training", arm_parts(family)[0], d))
         for method in V2.TEST_METHODS[1:]:
             g = method_gains(v2[v2["model"] == family], method, metric, domains=(test,))
             for r in g.itertuples(index=False):
-                rows.append({"remedy": method_label(method), "kind": "test time", "network": FAMILIES[family],
+                rows.append({"remedy": method_label(method), "kind": "test time", "network": arm_parts(family)[0],
                              "change": r.gain, "lo": r.lo, "hi": r.hi, "seeds": r.seeds})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -67,7 +67,7 @@ def home_cost_table(costs: pd.DataFrame) -> pd.DataFrame:
     cells = costs.assign(cell=[cell(*r) for r in zip(costs["change"], costs["lo"], costs["hi"], costs["seeds"])])
     order = list(dict.fromkeys(zip(cells["kind"], cells["remedy"])))
     wide = cells.pivot_table(index=["kind", "remedy"], columns="network", values="cell", aggfunc="first")
-    networks = [FAMILIES[f] for f in LITE if FAMILIES[f] in wide.columns]
+    networks = [n for n in (arm_parts(f)[0] for f in LITE) if n in wide.columns]
     wide = wide.loc[order, networks].fillna("–").reset_index()
     wide.columns.name = None
     return wide.rename(columns={"kind": "when"})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from wbcbench.report.tables import STANDARD, fmt_ci
+from wbcbench.report.words import arm_name
 
 PUBLISHED_CSV = Path(__file__).with_name("published_accuracy.csv")
 
@@ -77,7 +78,7 @@ def paper_orientation(summary: pd.DataFrame, test_set: str = "bccd", counterpart
         rows.append({
             "normalisation": situation, "paper model": theirs, f"paper {test_set} accuracy (%)": published,
             "in paper's table": "–" if p is None else ("yes" if p["in_paper"] else "no"),
-            "our model": ours,
+            "our model": arm_name(ours),
             f"our {test_set} accuracy (%)": "not run yet" if o is None else
             fmt_ci(o["accuracy_mean"], o["accuracy_ci95"], o["seeds"]),
             f"our {test_set} balanced accuracy (%)": "not run yet" if o is None else

@@ -41,9 +41,9 @@ def _fit(chart):
 
 def rows_fit(labels, panel_width: int, columns: int) -> tuple[int, int]:
     """(px, columns) for a faceted chart whose rows are named by `labels`: the row names' width, never cutting the
-    longest short (at most 0.5 em a character in the charts' sans-serif), and as many panels side by side (at
+    longest short (at most 0.6 em a character in the charts' sans-serif), and as many panels side by side (at
     most `columns`, each with its gap) as fit beside it in the page column."""
-    px = int(0.5 * FONT_SIZE * max((len(str(x)) for x in labels), default=0)) + 12
+    px = int(0.6 * FONT_SIZE * max((len(str(x)) for x in labels), default=0)) + 12
     return px, max(1, min(columns, (PAGE_WIDTH - px - 40) // (panel_width + 40)))
 
 

@@ -21,7 +21,7 @@ from wbcbench.analysis.verdict import (
 )
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.report.tables import fmt_gain, pct
-from wbcbench.report.words import by_word, evaluated_name, recipe_name
+from wbcbench.report.words import by_word, domain_name, evaluated_name, label_name, recipe_name
 from wbcbench.sweep.grids import get_grid
 
 
@@ -180,12 +180,16 @@ def recipe_tables(tests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                  .rename_axis(index="recipe", columns=None) for v in ("gain", "word"))
 
 
-def held_out_table(held: pd.DataFrame) -> pd.DataFrame:
-    """pretrained_study.held_out as the book shows it: scores in %, the gain as '+x [lo, hi]' (pp)."""
+def held_out_table(held: pd.DataFrame, rule=pretrained_study.RULE) -> pd.DataFrame:
+    """pretrained_study.held_out (or pretrained_v2's, with its recipes.RecipeRule) as the book shows it: domains
+    and recipes in words, scores in %, the gain as '+x [lo, hi]' (pp)."""
     if held is None or not len(held):
         return held
     out = held.drop(columns=["gain", "lo", "hi"]).assign(score=[pct(x) for x in held["score"]],
                                                          plain=[pct(x) for x in held["plain"]])
+    out["held-out domain"] = out["held-out domain"].map(domain_name)
+    out["chosen on the other three"] = [recipe_name(rule, x) if x in rule.by_label else label_name(x)
+                                        for x in out["chosen on the other three"]]
     out.insert(out.columns.get_loc("plain") + 1, "gain over plain (pp) [95% CI]",
                [fmt_gain(d, lo, hi) for d, lo, hi in zip(held["gain"], held["lo"], held["hi"])])
     return out.rename(columns={"score": "chosen recipe's score (%)", "plain": "plain recipe's score (%)"})

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from wbcbench.analysis.pretrained_v2 import DOMAIN_WORDS
 from wbcbench.core.names import DOMAIN_NAMES, SHIFTED_DOMAINS, STANDARD, method_label
-from wbcbench.models.catalog import LITE_SIDES, MODELS
+from wbcbench.models.catalog import MODELS
 
-FAMILIES = {f"efficientnet_lite{v}": MODELS[f"efficientnet_lite{v}"].family for v in LITE_SIDES}
-TRAINING = {"": "BN fine-tuned", "_freezebn": "BN frozen", "_freezebn_last": "frozen BN, last stages trained"}
 AUGMENTS = {"colour": "colour jitter", "hed": "HED stain jitter", "grayscale": "grayscale",
             "scale": "scale augmentation", "colour+scale": "colour jitter and scale augmentation"}
 
 
 # the catalog's normalisation labels as prose says them ('' for a name whose norm is an option)
-NORM_WORDS = {"none": "no normalisation", "LayerNorm (GroupNorm 1)": "LayerNorm",
-              "frozen BatchNorm (ImageNet stats)": "BN frozen", "per norm=": ""}
+NORM_WORDS = {"none": "no normalisation", "LayerNorm (GroupNorm 1)": "LayerNorm", "per norm=": ""}
 
 NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                           "eleven", "twelve")))
@@ -25,33 +22,40 @@ def domain_name(domain: str) -> str:
     return DOMAIN_NAMES.get(domain, domain)
 
 
-def arm_parts(variant: str) -> tuple[str, str, str] | None:
-    """'efficientnet_lite0_freezebn+colour' -> ('EfficientNet-Lite0', 'BN frozen', 'colour jitter'); None for a
-    network outside the pretrained studies."""
-    model, _, augment = variant.partition("+")
-    family = next((f for f in FAMILIES if model.startswith(f) and model[len(f):] in TRAINING), None)
-    if family is None:
-        return None
-    return FAMILIES[family], TRAINING[model[len(family):]], AUGMENTS.get(augment, augment)
-
-
-def model_name(model: str) -> str:
-    """A registry name in words, from the model catalog: 'resnet18_gn' -> 'ResNet-18, GroupNorm';
-    'resnet50_freezebn_last16' -> 'ResNet-50, BN frozen, last 16 convs trained'. An unknown name keeps its id."""
+def model_parts(model: str) -> tuple[str, str, str] | None:
+    """A registry name's (family, how its normalisation is trained, what sets it apart) in words, from the model
+    catalog: 'efficientnet_lite0_freezebn_last' -> ('EfficientNet-Lite0', 'frozen BN', 'last stages trained');
+    'resnet18_gn' -> ('ResNet-18', 'GroupNorm', ''). BN of a network pretrained by default is 'fine-tuned'.
+    None for a name outside the catalog."""
     cfg = MODELS.get(model)
     if cfg is None:
-        return model
-    return ", ".join(p for p in (cfg.family, NORM_WORDS.get(cfg.normalisation, cfg.normalisation), cfg.variant) if p)
+        return None
+    if cfg.freeze_bn:
+        norm = "frozen BN" if cfg.train_last_convs else "BN frozen"
+    elif cfg.normalisation == "BatchNorm" and cfg.pretrained:
+        norm = "BN fine-tuned"
+    else:
+        norm = NORM_WORDS.get(cfg.normalisation, cfg.normalisation)
+    return cfg.family, norm, cfg.variant
+
+
+def arm_parts(variant: str) -> tuple[str, str, str] | None:
+    """'efficientnet_lite0_freezebn+colour' -> ('EfficientNet-Lite0', 'BN frozen', 'colour jitter'): the network,
+    its training, its augmentation; None for a network outside the catalog."""
+    model, _, augment = variant.partition("+")
+    parts = model_parts(model)
+    if parts is None:
+        return None
+    family, norm, what = parts
+    return family, ", ".join(p for p in (norm, what) if p), AUGMENTS.get(augment, augment)
 
 
 def arm_name(variant: str) -> str:
-    """'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen'; 'efficientnet_lite0+colour' ->
-    'EfficientNet-Lite0, BN fine-tuned, colour jitter' (the pretrained studies' words); any other network by
-    model_name, its training augmentation after it."""
-    parts = arm_parts(variant)
-    if parts is None:
-        model, _, augment = variant.partition("+")
-        parts = (model_name(model), AUGMENTS.get(augment, augment))
+    """Any trained network in words: 'efficientnet_lite1_freezebn' -> 'EfficientNet-Lite1, BN frozen';
+    'efficientnet_lite0+colour' -> 'EfficientNet-Lite0, BN fine-tuned, colour jitter'; 'resnet18_gn' ->
+    'ResNet-18, GroupNorm'. A network outside the catalog keeps its id."""
+    model, _, augment = variant.partition("+")
+    parts = arm_parts(variant) or (model, AUGMENTS.get(augment, augment))
     return ", ".join(p for p in parts if p)
 
 
