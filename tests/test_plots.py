@@ -224,6 +224,26 @@ def test_faceted_charts_fit_the_page_column():
     assert spec_font(plots.benchmark_chart(summary, "accuracy").to_dict()) >= 12
 
 
+def svg_texts(chart) -> list[str]:
+    """Every text element the rendered SVG draws."""
+    import re
+    return re.findall(r"<text[^>]*>([^<]*)</text>", plots.to_svg(chart))
+
+
+def test_panel_headers_name_the_domains_in_words_and_keep_their_order():
+    """Panels are headed 'PBC (held-out test)', not 'pbc:test'; a test set the book does not name keeps its own."""
+    summary = summary_frame().assign(test_set=["lisc", "pbc:test", "my-lab"])
+    texts = svg_texts(plots.benchmark_chart(summary, "accuracy"))
+    assert {"PBC (held-out test)", "LISC", "my-lab"} <= set(texts) and not {"pbc:test", "lisc"} & set(texts)
+    assert texts.index("PBC (held-out test)") < texts.index("LISC")  # in-domain first
+    drops = pd.DataFrame({"label": ["a"] * 2, "eval_mode": ["standard"] * 2,
+                          "test_set": ["cellavision", "raabin:testB"],
+                          "drop_mean": [0.5, 0.1], "drop_ci95": [0.1] * 2, "drop_lo": [0.4, 0.0],
+                          "drop_hi": [0.6, 0.2], "seeds": [2] * 2})
+    texts = svg_texts(plots.drop_chart(drops))
+    assert {"CellaVision", "Raabin-WBC Test-B"} <= set(texts) and "cellavision" not in texts
+
+
 def spec_font(spec: dict) -> int:
     return min(spec["config"]["axis"]["labelFontSize"], spec["config"]["header"]["labelFontSize"])
 

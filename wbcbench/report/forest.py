@@ -15,7 +15,16 @@ import pandas as pd
 
 from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, ordered
-from wbcbench.report.plots import FONT_SIZE, PAGE_WIDTH, _alt, _fit, benchmark_chart, metric_title, rows_fit
+from wbcbench.report.plots import (
+    FONT_SIZE,
+    PAGE_WIDTH,
+    _alt,
+    _fit,
+    benchmark_chart,
+    domain_header,
+    metric_title,
+    rows_fit,
+)
 from wbcbench.report.words import domain_name, label_name
 
 #: The plan's words, one colour each in every figure (Okabe-Ito blue and vermillion for the decided words).
@@ -116,7 +125,8 @@ def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 150):
         "recipe", DOMAIN, alt.Tooltip(f"{EFFECT}:Q", format="+.1f"), alt.Tooltip(f"{LOW}:Q", format="+.1f"),
         alt.Tooltip(f"{HIGH}:Q", format="+.1f"), "word"])
     chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(14)).facet(
-        facet=alt.Facet(f"{DOMAIN}:N", sort=ordered(d["test_set"], SHIFTED_DOMAINS), title=None), columns=columns)
+        facet=alt.Facet(f"{DOMAIN}:N", sort=ordered(d["test_set"], SHIFTED_DOMAINS), title=None,
+                        header=domain_header()), columns=columns)
     return _fit(chart.properties(title=alt.TitleParams(
         "Each recipe against the plain one, on each shifted domain",
         subtitle=[f"Gain in balanced accuracy over {plain} (classes with ≥ 5 images), percentage points:",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from wbcbench.analysis.verdict import METRIC_NAMES
 from wbcbench.core.classes import CLASSES
-from wbcbench.core.names import METHOD_NAMES
+from wbcbench.core.names import DOMAIN_NAMES, METHOD_NAMES
 from wbcbench.data.cache import load_images
 from wbcbench.data.domains import domain_sample
 from wbcbench.report.tables import ordered
@@ -45,6 +46,15 @@ def rows_fit(labels, panel_width: int, columns: int) -> tuple[int, int]:
     most `columns`, each with its gap) as fit beside it in the page column."""
     px = int(0.6 * FONT_SIZE * max((len(str(x)) for x in labels), default=0)) + 12
     return px, max(1, min(columns, (PAGE_WIDTH - px - 40) // (panel_width + 40)))
+
+
+def domain_header(**kw):
+    """Facet headers that name each test set in words ('pbc:test' -> 'PBC (held-out test)'), while the data,
+    tooltips and panel order keep the names a user passes to --test."""
+    expr = "datum.value"
+    for test_set, name in reversed(DOMAIN_NAMES.items()):
+        expr = f"datum.value === {json.dumps(test_set)} ? {json.dumps(name)} : {expr}"
+    return _alt().Header(labelExpr=expr, **kw)
 
 
 def _alt():
@@ -228,7 +238,8 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
                    line.mark_text(text="chance", align="left", baseline="top", dx=3, color="dimgray",
                                   fontSize=FONT_SIZE - 1).encode(y=alt.value(1))]
     return _fit(alt.layer(*layers, data=s).properties(width=width, height=row_height * max(1, len(models))).facet(
-        facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None), columns=columns)
+        facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None, header=domain_header()),
+        columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
             name, subtitle="mean ± 95% CI over seeds" + ("; dashed: chance" if s["chance"].notna().any() else ""))))
 
@@ -346,7 +357,8 @@ def drop_chart(drops: pd.DataFrame, metric: str = "accuracy", source: str = "pbc
                                                  color=alt.Color("evaluation:N", sort=modes))
     zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(x=alt.X("zero:Q", title=title))
     return _fit(alt.layer(bars, pts, zero, data=d).properties(width=PANEL_WIDTH, height=18 * max(1, len(labels))).facet(
-        facet=alt.Facet("test_set:N", sort=domains, title=None), columns=columns).resolve_axis(x="independent")
+        facet=alt.Facet("test_set:N", sort=domains, title=None, header=domain_header()), columns=columns
+    ).resolve_axis(x="independent")
         .properties(title=alt.TitleParams(f"{metric_title(metric)}: drop from {source}",
                                           subtitle="mean ± 95% CI over seeds; no bar: one seed")))
 
@@ -374,5 +386,5 @@ def recall_heatmap(recall: pd.DataFrame, columns: int = 2):
     text = base.mark_text(fontSize=FONT_SIZE - 2).encode(
         text="text:N", color=alt.condition("datum.recall_fill > 0.6", alt.value("white"), alt.value("black")))
     return _fit(alt.layer(heat, text, data=d).properties(width=200, height=18 * max(1, len(labels))).facet(
-        facet=alt.Facet("test_set:N", sort=domains, title=None), columns=columns
+        facet=alt.Facet("test_set:N", sort=domains, title=None, header=domain_header()), columns=columns
     ).properties(title="Per-class recall on the shifted domains (mean over seeds)"))

@@ -82,5 +82,6 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
     subtitle = "grey: the book's networks (mean over seeds)" + ("; dashed: chance" if t["chance"].notna().any()
                                                                  else "")
     return plots._fit(alt.layer(*layers, data=t).properties(width=100).facet(
-        facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None), columns=columns).properties(
+        facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None, header=plots.domain_header()),
+        columns=columns).properties(
         title=alt.TitleParams(plots.metric_title(metric), subtitle=subtitle)))
