@@ -132,7 +132,7 @@ if have_runs:
         assert (words.set_index("claim").loc[cid, d] == "undetermined") == g["n"].lt(MIN_PAIRS).all(), (cid, d)
     assert (verdict.loc[verdict["word"] == "holds", "boot_lo"] > 0).all()  # the bootstrap agrees with every word
     assert (verdict.loc[verdict["word"] == "contradicted", "boot_hi"] < 0).all()
-    lines = [f"- **({r['claim']})** {r['statement']}: {by_word(r, emphasis=True)}" for _, r in words.iterrows()]
+    lines = [f"- {verdict_text.domain_claim_sentence(r)}" for _, r in words.iterrows()]
     pairs = int(verdict["n"].max())
     note = ("" if pairs >= MIN_PAIRS else f"\n\nSo far no comparison has more than {pairs} paired seed"
             f"{'s' * (pairs != 1)} and a test needs {MIN_PAIRS}: every word reads *undetermined* until the next "

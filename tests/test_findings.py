@@ -204,3 +204,23 @@ def test_the_converged_study_words_its_own_runs():
     assert "scores higher on the new domain than BN fine-tuned" in text[2]      # V1's statement, not P1's
     box = F.lab_box(F.CONVERGED, runs)
     assert "label a sample of your own cells" in box and "efficientnet_lite" not in box.split("```")[0]
+
+
+def test_claim_lines_word_the_converged_study_per_domain_and_the_low_budget_one_as_its_plan_does(low_budget):
+    """The second addendum has no word over domains: its claims read 'holds on ...; inconclusive on ...', each
+    followed by the comparisons that hold or are contradicted; the low-budget study keeps its plan's one word."""
+    runs, _ = load_runs(REPO_ROOT / F.CONVERGED.runs_dir)
+    v = F.CONVERGED.verdict(runs)
+    lines = F.claim_lines(F.CONVERGED, v)
+    words = F.domain_words(F.CONVERGED, runs)
+    assert len(lines) == len(words) == v["claim"].nunique()
+    for line, (claim, row) in zip(lines, words.iterrows()):
+        assert line.startswith(f"**({claim})** {row['statement']}: ")
+        assert W.by_word(row[list(SHIFTED_DOMAINS)].to_dict(), emphasis=True) in line
+        assert not re.search(r"\*\*(holds|inconclusive|mixed|contradicted|uninformative)\*\*", line)
+        decided = v[(v["claim"] == claim) & v["word"].isin(["holds", "contradicted"])]
+        assert ("The comparisons that hold or are contradicted: " in line) == bool(len(decided))
+        assert all(W.domain_name(t) in line.split("contradicted: ", 1)[-1] for t in decided["test_set"])
+    old = F.LOW_BUDGET.verdict(low_budget)
+    low = F.claim_lines(F.LOW_BUDGET, old)
+    assert len(low) == old["claim"].nunique() and all(re.search(r": \*\*\w+\*\* \(\d+ comparisons", x) for x in low)

@@ -15,9 +15,19 @@ from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, 
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, row_label
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.core.profiles import get_profile
+from wbcbench.report import verdict_text
 from wbcbench.report.run_tables import chance_levels
 from wbcbench.report.tables import summary_table
-from wbcbench.report.words import NUMBERS, arm_parts, arms_named, by_word, domain_name, listed, recipe_name
+from wbcbench.report.words import (
+    NUMBERS,
+    arm_parts,
+    arms_named,
+    by_word,
+    domain_name,
+    in_words,
+    listed,
+    recipe_name,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class Study:
     adabn: str        # claim id: AdaBN
     tent: str         # claim id: TENT
     caveat: str = ""  # what else differs between its arms, said beside its numbers
+    per_domain: bool = False  # its plan words each claim per domain, with no word over domains
 
 
 LOW_BUDGET = Study(
@@ -46,7 +57,8 @@ LOW_BUDGET = Study(
     "which removes all three, replaces it when its grid is complete")
 CONVERGED = Study(
     "converged pretrained study", "results/cpu-pretrained-v2", pretrained_v2.GRID, "cpu-pretrained-v2",
-    pretrained_v2.verdict, pretrained_v2.recommendation, pretrained_v2.RULE, "V1", "V2", "V3", "V4")
+    pretrained_v2.verdict, pretrained_v2.recommendation, pretrained_v2.RULE, "V1", "V2", "V3", "V4",
+    per_domain=True)
 
 
 def current_study(load, root: Path = REPO_ROOT) -> tuple[Study, pd.DataFrame]:
@@ -78,6 +90,15 @@ def levels(study: Study, runs: pd.DataFrame, metric: str = PRIMARY_METRIC) -> pd
         m = s.loc[s["test_set"] == t, f"{metric}_mean"]
         rows.append({"test_set": t, "low": m.min(), "high": m.max(), "arms": len(m), "chance": chance.get(t)})
     return pd.DataFrame(rows).set_index("test_set")
+
+
+def claim_lines(study: Study, v: pd.DataFrame) -> list[str]:
+    """The study's claims as its plan words them, each with the comparisons that hold or are contradicted: per
+    domain for the converged study (its plan has no word over domains), one word each for the low-budget one."""
+    named = in_words(v)
+    if study.per_domain:
+        return [verdict_text.domain_claim_sentence(r, named) for _, r in pretrained_v2.domain_words(v).iterrows()]
+    return verdict_text.claim_sentences(named)
 
 
 def _range(row) -> str:

@@ -61,16 +61,30 @@ def comparison_sentence(r) -> str:
     return f"{head}: {what}; paired t over {r['n']} {unit}, {_p('p', r['p'])}, {_p('Holm p', r['p_holm'])}; {beside}."
 
 
+def _deciding(v: pd.DataFrame, claim: str) -> str:
+    """'; holds for a vs b on LISC (+19.9 pp, 95% CI [...] pp, Holm p = 0.008); ...' for every comparison of
+    `claim` that holds or is contradicted ('' when none is)."""
+    g = v[(v["claim"] == claim) & v["word"].isin(["holds", "contradicted"])]
+    return "".join(f"; {w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_pp(r.effect)}, "
+                   f"{_interval(r._asdict())}, {_p('Holm p', r.p_holm)})"
+                   for w, r in zip(g["word"], g.itertuples(index=False)))
+
+
 def claim_sentence(s, v: pd.DataFrame) -> str:
     """One claim of claim_summary in words: its word, the counts, and the comparisons that decided it."""
     counts = ", ".join(f"{w} {s[w]}" for w in WORDS if s[w])
-    text = f"({s['claim']}) {s['statement']}: **{s['verdict']}** ({s['comparisons']} comparisons: {counts})"
-    g = v[(v["claim"] == s["claim"]) & v["word"].isin(["holds", "contradicted"])]
-    if len(g):
-        text += "; " + "; ".join(f"{w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_pp(r.effect)}, "
-                                 f"{_interval(r._asdict())}, {_p('Holm p', r.p_holm)})"
-                                 for w, r in zip(g["word"], g.itertuples(index=False)))
-    return text + "."
+    return (f"({s['claim']}) {s['statement']}: **{s['verdict']}** ({s['comparisons']} comparisons: {counts})"
+            f"{_deciding(v, s['claim'])}.")
+
+
+def domain_claim_sentence(r, v: pd.DataFrame | None = None) -> str:
+    """One claim of a study worded per domain (a row of pretrained_v2.domain_words), with no word over
+    domains: '**(V1)** statement: *holds* on LISC; *inconclusive* on ...', then, given the verdict `v` (in
+    words), the comparisons that hold or are contradicted."""
+    deciding = "" if v is None else _deciding(v, r["claim"])
+    if deciding:
+        deciding = ". The comparisons that hold or are contradicted: " + deciding[2:]
+    return f"**({r['claim']})** {r['statement']}: {by_word(r, emphasis=True)}{deciding}."
 
 
 #: the plan's single word per claim, named for what it says (one holding comparison suffices)
