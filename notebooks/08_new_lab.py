@@ -34,6 +34,11 @@
 # scored on the four shifted domains, standing in for four new labs, and on `pbc:test` for its in-domain
 # cost. The recommendation is chosen by the rule of the [analysis plan](../book/analysis_plan.md)'s
 # addendum, fixed before any of these runs existed.
+#
+# These are the low-budget study's under-trained networks. The [converged study](10_pretrained_converged.ipynb)
+# (its section 5) applies the second addendum's rule, which also weighs the frozen-BN arms, scale augmentation,
+# rescaling and stain normalisation fitted per domain, to networks trained to convergence; the advice on the
+# [first page](../book/intro.md) follows that study once its grid is complete.
 
 # %% tags=["remove-cell"]
 # Set-up, the same in every notebook but for the data it reads (wbcbench/colab.py writes it): a fresh Colab
