@@ -200,6 +200,8 @@ def test_headline_points_pair_each_shifted_score_with_the_in_domain_one():
     adapted = forest.headline_points(s, eval_mode="adabn")  # against the adapted network's own pbc:test score
     assert list(adapted["shifted"]) == [pytest.approx(0.6), pytest.approx(0.5)] and set(adapted["in-domain"]) == {0.95}
     assert len(forest.headline_points(s[s["test_set"] != "pbc:test"])) == 0
+    val = s[s["test_set"] == "lisc"].assign(test_set="pbc:val")  # the training lab's validation split
+    assert forest.headline_points(pd.concat([s, val])).equals(p)  # is no other lab
 
 
 def test_headline_chart_diagonal_and_one_chance_line_per_domain():

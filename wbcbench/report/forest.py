@@ -169,13 +169,14 @@ def arms_dot_chart(summary: pd.DataFrame, chance: dict | None, metric: str = PRI
 def headline_points(summary: pd.DataFrame, metric: str = "balanced_accuracy", eval_mode: str = STANDARD):
     """Per model and shifted domain (a summary_table's rows in `eval_mode`): its mean `metric` on IN_DOMAIN
     ('in-domain') and on the domain ('shifted'), and the metric's name; models without an IN_DOMAIN score
-    are left out."""
+    are left out, and so are the training lab's other splits (pbc:val is no other lab)."""
     s = summary[summary["eval_mode"] == eval_mode] if len(summary) else summary
     cols = ["model", "test_set", "in-domain", "shifted", "metric"]
     if not len(s):
         return pd.DataFrame(columns=cols)
     mean = s.groupby(["model", "test_set"], sort=False)[f"{metric}_mean"].first().astype(float)
-    out = s.loc[s["test_set"] != IN_DOMAIN, ["model", "test_set"]].drop_duplicates()
+    home = s["test_set"].str.split(":").str[0] == IN_DOMAIN.split(":")[0]
+    out = s.loc[~home, ["model", "test_set"]].drop_duplicates()
     out["in-domain"] = [mean.get((m, IN_DOMAIN)) for m in out["model"]]
     out["shifted"] = [mean[(m, t)] for m, t in zip(out["model"], out["test_set"])]
     out["metric"] = metric
