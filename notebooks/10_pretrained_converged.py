@@ -63,6 +63,7 @@ ROOT = setup(data=[])
 runs_dir = "results/cpu-pretrained-v2"  # wbcbench sweep --grid cpu-pretrained-v2 --out results/cpu-pretrained-v2
 
 # %% tags=["hide-input"]
+# ruff: noqa: E501  (a figure's caption and alt text stand on its cell's one header line, as jupytext writes it)
 from pathlib import Path
 
 import pandas as pd
@@ -74,7 +75,7 @@ from wbcbench.analysis.stats import mean_ci
 from wbcbench.analysis.verdict import MIN_PAIRS, PRIMARY_METRIC, grid_progress, grid_variants, variant_seeds
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, method_label, ordered, row_label
 from wbcbench.core.profiles import get_profile
-from wbcbench.report import run_tables, verdict_text
+from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
 from wbcbench.report.words import arm_name, arms_named, by_word, in_words, listed, recipe_name
 from wbcbench.runs.collect import load_runs
@@ -140,6 +141,9 @@ if have_runs:
     text = "\n".join(lines) + note
 Markdown(text if have_runs else NOTHING)
 
+# %% mystnb={"figure": {"caption": "Every comparison of the claims V1-V6 on each shifted domain: the paired effect in percentage points, positive in the claimed direction (for V1 and V2, how much higher the frozen-BN arm scores on the shifted domain than BN fine-tuned; for V3-V6, what the method gains), mean over seeds (point) and 95% Student-t interval (bar), coloured by the comparison's word (Holm within the claim, and the bootstrap over test images agreeing); dashed, no effect. A claim holds on a domain when at least two networks' comparisons hold there and none is contradicted.", "name": "fig-converged-claims"}, "image": {"alt": "Forest plot with six stacked panels, one per claim V1 to V6. Each panel has one band per EfficientNet-Lite network (Lite0, Lite1, Lite2), holding four points, one per shifted domain (LISC circle, BCCD square, JTSC triangle, CellaVision diamond), each with its confidence interval and coloured by the word it got: holds, contradicted, inconclusive, uninformative or undetermined. Lite1's points have no bar: it ran one seed. A dashed vertical line marks zero effect."}} tags=["hide-input"]
+(plots.show(forest.claims_forest(in_words(verdict))) if have_runs else Markdown(NOTHING))
+
 # %% [markdown]
 # ## 2. Did every arm converge?
 #
@@ -179,13 +183,17 @@ Markdown(text if len(conv) else NOTHING)
 # ## 3. Scores
 #
 # Standard evaluation (no test-time method), balanced accuracy over the classes with at least 5 test images,
-# in %, mean ± 95% Student-t interval over seeds; the last row is each domain's chance level, 1 over the
-# number of classes it has with at least 5 images.
+# mean ± 95% Student-t interval over seeds, against each domain's chance level, 1 over the number of classes it
+# has with at least 5 images; the table below gives the numbers.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Every arm's balanced accuracy (classes with at least 5 test images) on the training lab's held-out cells and on the four other labs, standard evaluation: mean over seeds (point) and 95% Student-t interval (bar); dashed, each domain's chance level.", "name": "fig-converged-scores"}, "image": {"alt": "Dot plot in five panels, one per test domain (PBC held-out test, LISC, BCCD, JTSC, CellaVision). Each panel lists the twelve arms (EfficientNet-Lite0 with BN fine-tuned, BN frozen, frozen BN with the last stages trained, and with colour jitter, scale augmentation or both; Lite1 and Lite2 with the three BN treatments), each as a point with its confidence interval; a dashed vertical line marks chance. On PBC every arm is near 100%; on the other labs the arms spread between chance and about 70%."}} tags=["hide-input"]
 summary = summary_table(v2[v2["eval_mode"] == STANDARD] if have_runs else v2, metrics=(PRIMARY_METRIC,),
                         model_order=ARM_ORDER)
 chance = run_tables.chance_levels(v2, PRIMARY_METRIC)
+(plots.show(forest.arms_dot_chart(summary[summary["test_set"] != VAL], chance, PRIMARY_METRIC)) if have_runs
+ else Markdown(NOTHING))
+
+# %% tags=["hide-input"]
 table = wide_table(summary, PRIMARY_METRIC, seeds=True, chance=chance)
 if have_runs:
     assert table.index[-1] == "chance (1/classes)" and set(summary["test_set"]) <= set(chance)

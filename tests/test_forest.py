@@ -14,6 +14,7 @@ import vl_convert as vlc
 from test_plots import data, facet_marks_sources, layers, panel_rows
 
 from wbcbench.analysis import pretrained_study as SP
+from wbcbench.analysis import pretrained_v2 as V2
 from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, TEST_TIME, WORDS
 from wbcbench.core.paths import REPO_ROOT
 from wbcbench.report import forest, plots
@@ -258,3 +259,20 @@ def test_on_the_committed_pretrained_runs():
         svg = svg_of(chart)
         assert len(marks(svg, "symbol")) == n and width(svg) <= PAGE_COLUMN
         assert not INTERNAL.findall(visible_text(svg))
+
+
+def test_on_the_committed_converged_runs():
+    """The converged study's claims forest as chapter 10 draws it: every comparison in full words (the longest
+    wrapped before ' + ', never cut), each band tall enough for its lines, the legends above, within the page."""
+    runs, _ = load_runs(REPO_ROOT / "results" / "cpu-pretrained-v2")
+    v = V2.verdict(runs)
+    svg = svg_of(forest.claims_forest(in_words(v)))
+    assert width(svg) <= PAGE_COLUMN and not [t for t in visible_text(svg).split(" | ") if "…" in t]
+    labels = axis_labels(svg)
+    assert "EfficientNet-Lite2, BN fine-tuned + rescaling + AdaBN vs EfficientNet-Lite2, BN fine-tuned + AdaBN" \
+        in labels
+    assert "EfficientNet-Lite0, frozen BN, last stages trained vs EfficientNet-Lite0, BN fine-tuned" in labels
+    assert len(marks(svg, "symbol")) == v["effect"].notna().sum()
+    assert "a claim on scores" in visible_text(svg)  # V1 and V2 compare scores, not drops
+    assert forest._wrap("EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN", 52) == \
+        ["EfficientNet-Lite0, BN fine-tuned + rescaling", "+ AdaBN"]

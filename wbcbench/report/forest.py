@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, WORDS
+from wbcbench.analysis.verdict import PRIMARY_METRIC, ROBUSTNESS, SCORE, TEST_TIME, WORDS
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, ordered
 from wbcbench.report.plots import (
     FONT_SIZE,
@@ -22,6 +22,7 @@ from wbcbench.report.plots import (
     _fit,
     benchmark_chart,
     domain_header,
+    lookup_expr,
     metric_title,
     rows_fit,
 )
@@ -39,10 +40,30 @@ EFFECT = "effect (pp)"
 LOW, HIGH = "95% CI from (pp)", "95% CI to (pp)"
 NO_PAIRS = "no pairs"  # x position (0) of the 'no paired runs' note on a row without an effect
 DOMAIN = "shifted domain"
+#: what a claim's effect measures, by its kind (a tooltip's words), and how the subtitle says it
+KINDS = (ROBUSTNESS, SCORE, TEST_TIME)
+WHAT = {ROBUSTNESS: f"less drop from {IN_DOMAIN}", SCORE: "higher score on the domain",
+        TEST_TIME: "gain from the method"}
+HOW = {ROBUSTNESS: f"for a robustness claim, how much less the first network drops from {IN_DOMAIN}",
+       SCORE: "for a claim on scores, how much higher the first network scores on the shifted domain",
+       TEST_TIME: "for a test-time claim, what the method gains"}
 
 
-def _word_colour(alt, title: str = "the plan's word"):
-    return alt.Color("word:N", title=title, scale=alt.Scale(domain=list(WORDS), range=list(WORD_COLOURS.values())))
+def _word_colour(alt, title: str = "the plan's word", **legend):
+    return alt.Color("word:N", title=title, scale=alt.Scale(domain=list(WORDS), range=list(WORD_COLOURS.values())),
+                     **({"legend": alt.Legend(**legend)} if legend else {}))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """A row name in lines of at most `width` characters, broken before ' + ' where it can be, else at words."""
+    parts = text.split(" + ")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " + " + part
+        else:
+            lines.append("+ " + part)
+    return [w for line in lines for w in textwrap.wrap(line, width, break_on_hyphens=False)]
 
 
 def _in_pp(df: pd.DataFrame, effect: str = "effect") -> pd.DataFrame:
@@ -77,6 +98,9 @@ def _claim_titles(v: pd.DataFrame) -> list[str]:
             for c, s, k in zip(v["claim"], v["statement"], v["kind"])]
 
 
+LABEL_CHARS = 52  # a comparison's label lines: each side of 'vs' wrapped at this many characters
+
+
 def claims_forest(v: pd.DataFrame, width: int = 260):
     """A study's verdict table (verdict.verdict_table) as a forest plot: one panel per claim, one band per
     comparison ('a vs b'), inside it one point per shifted domain (shape) at the paired effect in the claimed
@@ -88,28 +112,31 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
     d[DOMAIN] = d["test_set"].map(domain_name)  # ids or reader names (words.in_words) alike
     domains = ordered(d[DOMAIN], [domain_name(t) for t in SHIFTED_DOMAINS])
     shapes = {domain_name(t): s for t, s in DOMAIN_SHAPES.items()}
-    robust = d["kind"].eq(ROBUSTNESS)
-    d["what"] = ["less drop from " + IN_DOMAIN if r else "gain from the method" for r in robust]
+    d["what"] = d["kind"].map(WHAT)
     shape = (alt.YOffset(f"{DOMAIN}:N", sort=domains),
-             alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN,
+             alt.Shape(f"{DOMAIN}:N", sort=domains, title=DOMAIN, legend=alt.Legend(orient="top", columns=2),
                        scale=alt.Scale(domain=domains, range=[shapes.get(t, "cross") for t in domains])))
-    y = alt.Y("comparison:N", sort=list(dict.fromkeys(d["comparison"])), title=None,
-              axis=alt.Axis(labelExpr="[split(datum.value, ' vs ')[0], 'vs ' + split(datum.value, ' vs ')[1]]",
-                            labelLimit=260, labelPadding=6))
-    layers = _forest_layers(alt, y, "effect in the claimed direction (pp)", _word_colour(alt), shape,
+    lines = {c: _wrap(a, LABEL_CHARS) + _wrap(f"vs {b}", LABEL_CHARS)
+             for c, a, b in zip(d["comparison"], d["label_a"], d["label_b"])}
+    label_px, _ = rows_fit([x for ls in lines.values() for x in ls], width, 1)
+    y = alt.Y("comparison:N", sort=list(lines), title=None,
+              axis=alt.Axis(labelExpr=lookup_expr(lines), labelLimit=label_px, labelPadding=6))
+    colour = _word_colour(alt, orient="top", columns=2)
+    layers = _forest_layers(alt, y, "effect in the claimed direction (pp)", colour, shape,
                             tooltip=["comparison", DOMAIN, "what", alt.Tooltip(f"{EFFECT}:Q", format="+.1f"),
                                      alt.Tooltip(f"{LOW}:Q", format="+.1f"), alt.Tooltip(f"{HIGH}:Q", format="+.1f"),
                                      "word"])
     header = alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
                         labelFontWeight="bold", labelLimit=PAGE_WIDTH - 330)  # beside the y labels
-    chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(12, **{"for": "offset"})).facet(
+    step = max(12, -(-max(map(len, lines.values()), default=1) * (FONT_SIZE + 3) // max(1, len(domains))))
+    chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(step, **{"for": "offset"})).facet(
         facet=alt.Facet("claim title:N", sort=list(dict.fromkeys(d["claim title"])), title=None, header=header),
         columns=1).resolve_scale(y="independent")
+    meaning = [HOW[k] for k in KINDS if k in set(d["kind"])]
     return _fit(chart.properties(title=alt.TitleParams(
-        "Every comparison of every claim, on each shifted domain", subtitle=[
-            "Effect in percentage points, positive in the claimed direction: for a robustness",
-            f"claim how much less the first network drops from {IN_DOMAIN}, for a test-time claim",
-            "what the method gains. Point: mean over seeds; bar: 95% CI."])))
+        "Every comparison of every claim, on each shifted domain", subtitle=textwrap.wrap(
+            "Effect in percentage points, positive in the claimed direction: " + "; ".join(meaning)
+            + ". Point: mean over seeds; bar: 95% CI.", 88))))
 
 
 def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 150):

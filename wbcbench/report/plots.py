@@ -48,13 +48,19 @@ def rows_fit(labels, panel_width: int, columns: int) -> tuple[int, int]:
     return px, max(1, min(columns, (PAGE_WIDTH - px - 40) // (panel_width + 40)))
 
 
+def lookup_expr(mapping: dict) -> str:
+    """A Vega label expression that shows mapping[value] (a string, or a list of lines) for each value it has,
+    and any other value as it is."""
+    expr = "datum.value"
+    for key, shown in reversed(mapping.items()):
+        expr = f"datum.value === {json.dumps(key)} ? {json.dumps(shown)} : {expr}"
+    return expr
+
+
 def domain_header(**kw):
     """Facet headers that name each test set in words ('pbc:test' -> 'PBC (held-out test)'), while the data,
     tooltips and panel order keep the names a user passes to --test."""
-    expr = "datum.value"
-    for test_set, name in reversed(DOMAIN_NAMES.items()):
-        expr = f"datum.value === {json.dumps(test_set)} ? {json.dumps(name)} : {expr}"
-    return _alt().Header(labelExpr=expr, **kw)
+    return _alt().Header(labelExpr=lookup_expr(DOMAIN_NAMES), **kw)
 
 
 def _alt():
