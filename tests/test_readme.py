@@ -43,7 +43,10 @@ def test_update_rewrites_only_the_blocks(tmp_path):
     assert "no recipe can be chosen yet" in text
     v2_runs = grid_size("cpu-pretrained-v2")["runs"]   # 48 since the plan's 10-hour rule cut Lite1 to seed 0
     assert f"0 of {v2_runs} runs of the `cpu-pretrained-v2` grid" in text and "| V1 | BN frozen" in text
-    assert "EfficientNet-Lite1's three arms run at seed 0 only: their comparisons stay undetermined" in text
+    assert "EfficientNet-Lite1's three arms run at seed 0 only (12 planned runs dropped): their comparisons are " \
+        "undetermined (a test needs 2 seeds), so a claim holds on a domain only where it holds on both " \
+        "EfficientNet-Lite0 and EfficientNet-Lite2." in text
+    assert "Deploying in a new lab, so far (the low-budget study's recommendation above stands" in text
     assert "| undetermined | undetermined | undetermined | undetermined |" in text
     assert readme.update(path, {n: str(empty) for n in readme.BLOCKS}) is False  # idempotent
 

@@ -193,10 +193,13 @@ def test_verdict_words_and_sentences_render_the_table():
     assert "vit_tiny vs resnet18_bn on lisc: **undetermined** (1 paired seed; the test needs 2)." in text
     lines = verdict_text.claim_sentences(v)
     assert len(lines) == len(cpu_study.CLAIMS)
+    overall = "overall word, one comparison holding suffices"
     assert lines[0].startswith("(a) BN collapses under shift relative to the same ResNet-18 without BN statistics: "
-                               "**mixed** (8 comparisons: holds 3, contradicted 1, inconclusive 3, uninformative 1)")
+                               f"**mixed** ({overall}; 8 comparisons: holds 3, contradicted 1, inconclusive 3, "
+                               "uninformative 1)")
     assert "contradicted for resnet18_nonorm vs resnet18_bn on lisc (-11.0 pp" in lines[0]
-    assert lines[5] == "(f) TENT recovers accuracy of BN models: **inconclusive** (4 comparisons: undetermined 4)."
+    assert lines[5] == f"(f) TENT recovers accuracy of BN models: **inconclusive** ({overall}; 4 comparisons: " \
+                       "undetermined 4)."
     # every word of the table is one of the plan's, and the plan's rules hold row by row
     assert set(v["word"]) <= set(cpu_study.WORDS)
     tested = v[v["p_holm"].notna()]

@@ -13,13 +13,13 @@ from pathlib import Path
 from wbcbench.analysis import cpu_study
 from wbcbench.analysis import pretrained_study as SP
 from wbcbench.analysis import pretrained_v2 as V2
-from wbcbench.analysis.verdict import variant_seeds
+from wbcbench.analysis.verdict import MIN_PAIRS, grid_progress, variant_seeds
 from wbcbench.core.atomic import write_text
 from wbcbench.core.errors import WbcError
 from wbcbench.core.names import SHIFTED_DOMAINS
 from wbcbench.report import verdict_text
 from wbcbench.report.tables import to_markdown
-from wbcbench.report.words import arms_named, domain_name, listed
+from wbcbench.report.words import arms_named, domain_name, holds_only_where, listed
 from wbcbench.runs.collect import load_runs, resolve_dir
 
 COMMAND = "python -m wbcbench.report.readme README.md"
@@ -62,14 +62,19 @@ def converged_block(runs_dir: str) -> list[str]:
     most = max(len(s) for s in seeds.values())
     cut = [v for v, s in seeds.items() if len(s) < most]
     kept = seeds[cut[0]] if cut else []
+    progress = grid_progress(runs, V2.GRID)
+    complete = progress["finished"] >= progress["total"]
     fewer = (f" By the plan's 10-hour rule {arms_named(cut, seeds)} run at seed{'s' * (len(kept) != 1)} "
-             f"{listed([str(k) for k in kept])} only: their comparisons stay undetermined, and a claim's word per "
-             "domain rests on the other networks." if cut else "")
+             f"{listed([str(k) for k in kept])} only ({len(cut) * (most - len(kept))} planned runs dropped): their "
+             f"comparisons are undetermined (a test needs {MIN_PAIRS} seeds), so {holds_only_where(cut, seeds)}."
+             if cut else "")
     return [f"Computed by the second addendum of the {PLAN} from the runs: "
             + verdict_text.progress_sentence(runs, runs_dir, grid=V2.GRID) + fewer + f" Per domain ({PER_DOMAIN}):",
             "",
             _words_table(V2.verdict(runs)), "",
-            "Deploying in a new lab: " + verdict_text.recommendation_sentence(V2.recommendation(runs), V2.RULE)]
+            ("Deploying in a new lab (this replaces the low-budget study's recommendation above): " if complete else
+             "Deploying in a new lab, so far (the low-budget study's recommendation above stands until this grid is "
+             "complete): ") + verdict_text.recommendation_sentence(V2.recommendation(runs), V2.RULE)]
 
 
 PER_DOMAIN = ("a claim holds on a domain when its comparisons hold there on at least two of the three networks "

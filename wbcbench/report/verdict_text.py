@@ -21,7 +21,7 @@ from wbcbench.analysis.verdict import (
 )
 from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, row_label
 from wbcbench.report.tables import fmt_gain, pct
-from wbcbench.report.words import by_word, domain_name, evaluated_name, label_name, recipe_name
+from wbcbench.report.words import by_word, domain_name, evaluated_name, label_name, listed, recipe_name
 from wbcbench.sweep.grids import get_grid
 
 
@@ -73,7 +73,8 @@ def _deciding(v: pd.DataFrame, claim: str) -> str:
 def claim_sentence(s, v: pd.DataFrame) -> str:
     """One claim of claim_summary in words: its word, the counts, and the comparisons that decided it."""
     counts = ", ".join(f"{w} {s[w]}" for w in WORDS if s[w])
-    return (f"({s['claim']}) {s['statement']}: **{s['verdict']}** ({s['comparisons']} comparisons: {counts})"
+    return (f"({s['claim']}) {s['statement']}: **{s['verdict']}** (overall word, one comparison holding "
+            f"suffices; {s['comparisons']} comparisons: {counts})"
             f"{_deciding(v, s['claim'])}.")
 
 
@@ -221,6 +222,16 @@ def recommendation_sentence(rec: dict, rule=pretrained_study.RULE) -> str:
     if all(rec["words"].get(d, "undetermined") == "undetermined" for d in SHIFTED_DOMAINS):
         return (f"with the runs so far the plan's rule would choose **{name}**; too few seeds to test it "
                 f"against the plain recipe yet ({words}).")
-    return (f"the plan's rule chooses **{name}**, "
-            + ("supported" if rec["supported"] else "not shown to help")
-            + f" by the Holm-corrected tests against the plain recipe ({words}).")
+    if rec["supported"]:
+        return (f"the plan's rule chooses **{name}** on all four shifted domains, and the Holm-corrected tests "
+                f"against the plain recipe find it {supported_on(rec['words'])}: what the plan calls supported.")
+    return f"the plan's rule chooses **{name}**, not shown to help by the Holm-corrected tests against the plain " \
+           f"recipe ({words})."
+
+
+def supported_on(words: dict) -> str:
+    """A supported recipe's words per domain, the domains where it scores higher first: 'higher on JTSC and
+    CellaVision (inconclusive on LISC; uninformative on BCCD)'."""
+    higher = [domain_name(d) for d in SHIFTED_DOMAINS if words.get(d) == "holds"]
+    rest = [d for d in SHIFTED_DOMAINS if words.get(d) != "holds"]
+    return f"higher on {listed(higher)}" + (f" ({by_word(words, domains=rest)})" if rest else "")

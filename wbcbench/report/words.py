@@ -90,6 +90,18 @@ def arms_named(arms, among) -> str:
     return listed(parts, "; ")
 
 
+def holds_only_where(cut, among) -> str:
+    """What leaving the `cut` arms' networks untested does to the per-domain rule (a claim holds on a domain
+    when at least two of its three networks' comparisons hold): 'a claim holds on a domain only where it holds
+    on both EfficientNet-Lite0 and EfficientNet-Lite2'."""
+    def family(a):
+        return (arm_parts(a) or (a,))[0]
+    left = list(dict.fromkeys(family(a) for a in among if family(a) not in {family(c) for c in cut}))
+    if len(left) == 2:
+        return f"a claim holds on a domain only where it holds on both {left[0]} and {left[1]}"
+    return "a claim's word on a domain rests on the other networks"
+
+
 def evaluated_name(model: str, mode: str) -> str:
     """An arm evaluated with a test-time method in words: 'EfficientNet-Lite0, BN fine-tuned + AdaBN'."""
     return arm_name(model) + ("" if mode == STANDARD else f" + {method_label(mode)}")
@@ -119,12 +131,12 @@ def listed(items, sep: str = ", ", last: str = "and") -> str:
     return sep.join(items[:-1]) + f" {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
-def by_word(word_of: dict, emphasis: bool = False) -> str:
+def by_word(word_of: dict, emphasis: bool = False, domains=SHIFTED_DOMAINS) -> str:
     """{shifted domain: word} (a dict, or a row of pretrained_v2.domain_words) as 'holds on LISC and JTSC;
-    inconclusive on BCCD', words in DOMAIN_WORDS order, domains in the benchmark's order; a shifted domain
-    without a word is undetermined."""
+    inconclusive on BCCD', words in DOMAIN_WORDS order, `domains` in the benchmark's order; a domain without
+    a word is undetermined."""
     groups: dict[str, list[str]] = {}
-    for d in SHIFTED_DOMAINS:
+    for d in domains:
         groups.setdefault(word_of.get(d, "undetermined"), []).append(domain_name(d))
     order = sorted(groups, key=lambda w: DOMAIN_WORDS.index(w) if w in DOMAIN_WORDS else len(DOMAIN_WORDS))
     return "; ".join(f"{f'*{w}*' if emphasis else w} on {listed(groups[w])}" for w in order)
