@@ -62,7 +62,7 @@ def test_lead_says_whether_a_remedy_is_shown_to_help(low_budget):
     assert f"but {round(lv.loc['lisc':, 'low'].min() * 100)}–" in lead
     rec = {"recipe": "efficientnet_lite0+colour", "supported": True, "words": {"lisc": "holds"}}
     study = dataclasses.replace(F.LOW_BUDGET, recommendation=lambda runs: rec)
-    assert "one remedy, EfficientNet-Lite0, BN fine-tuned, colour jitter, is shown to score higher than the plain " \
+    assert "one remedy — EfficientNet-Lite0, BN fine-tuned, colour jitter — is shown to score higher than the plain " \
         "recipe on one of the four other labs: LISC (undetermined on BCCD, JTSC and CellaVision)." \
         in F.lead(study, low_budget)
     every = dict.fromkeys(SHIFTED_DOMAINS, "holds")
@@ -158,6 +158,11 @@ def test_verdict_rows_in_words_keep_the_analysis_and_name_arms_methods_and_domai
     assert comparison_sentence(named.iloc[0]).startswith(
         "EfficientNet-Lite0, BN fine-tuned + rescaling + AdaBN vs EfficientNet-Lite0, BN fine-tuned + AdaBN on "
         "CellaVision: **undetermined**")
+    vetoed = pd.Series({**named.iloc[0].to_dict(), "word": "inconclusive", "word_t": "holds", "boot_lo": -0.028,
+                        "boot_hi": 0.062, "n": 5, "lo": 0.01, "hi": 0.19, "p": 0.01, "p_holm": 0.04, "score_a": 0.6,
+                        "score_b": 0.5, "effect_accuracy": 0.1, "effect_macro_f1": 0.1})
+    assert ("CellaVision: **inconclusive** (the t-test alone: holds; the 95% bootstrap interval over test images, "
+            "[-2.8, +6.2] pp, does not agree): gain +10.0 pp") in comparison_sentence(vetoed)
 
 
 def test_lab_box_says_when_the_rule_keeps_the_plain_recipe(low_budget):
@@ -237,6 +242,10 @@ def test_claim_lines_word_the_converged_study_per_domain_and_the_low_budget_one_
         decided = v[(v["claim"] == claim) & v["word"].isin(["holds", "contradicted"])]
         assert ("The comparisons that hold or are contradicted: " in line) == bool(len(decided))
         assert all(W.domain_name(t) in line.split("contradicted: ", 1)[-1] for t in decided["test_set"])
+        for b, word in zip(decided["b"], decided["word"]):   # network by network, each named once
+            net = W.model_parts(b)[0]
+            assert re.search(rf"{net} (holds on [^;]*, )?{word} on", line)
+            assert line.split("contradicted: ", 1)[1].count(net) == 1
     old = F.LOW_BUDGET.verdict(low_budget)
     low = F.claim_lines(F.LOW_BUDGET, old)
     assert len(low) == old["claim"].nunique() and all(

@@ -219,7 +219,7 @@ def test_a_comparison_in_two_claims_says_why_its_holm_p_differ():
     assert "resnet18_gn vs resnet18_bn is tested by claims (a) and (b)" in note
     holm = {c: "< 0.001" if h < 0.001 else f"= {h:.3f}" for c, h in gn["p_holm"].items()}
     assert f"Holm p {holm['a']} in (a) and Holm p {holm['b']} in (b)" in note
-    assert f"claim (a) tests {tested_a} of its 8 (4 comparisons × 2 shifted domains)" in note
+    assert f"claim (a) has 8 comparisons (4 pairs × 2 shifted domains), {tested_a} of them tested" in note
     assert verdict_text.holm_note(v[v["claim"].isin(["c", "d"])]) == ""  # nothing shared, nothing said
     text = verdict_text.verdict_sentences(v)
     assert text.count(note) == 1 and text.count("(a) BN collapses under shift") == 1

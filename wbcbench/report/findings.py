@@ -229,7 +229,7 @@ def lead(study: Study, runs: pd.DataFrame, rec: dict | None = None) -> str:
     if rec.get("supported"):
         higher = [d for d in SHIFTED_DOMAINS if rec["words"].get(d) == "holds"]
         n, of = NUMBERS.get(len(higher), len(higher)), NUMBERS.get(len(SHIFTED_DOMAINS))
-        remedy = (f"one remedy, {recipe_name(study.rule, rec['recipe'])}, is shown to score higher than the plain "
+        remedy = (f"one remedy — {recipe_name(study.rule, rec['recipe'])} — is shown to score higher than the plain "
                   f"recipe on {'all' if len(higher) == len(SHIFTED_DOMAINS) else n} of the {of} other labs: "
                   f"{supported_on(rec['words']).removeprefix('higher on ')}")
     else:
