@@ -108,8 +108,9 @@ def claim_lines(study: Study, v: pd.DataFrame) -> list[str]:
 
 
 def comparison_rule(study: Study) -> str:
-    """What else a comparison's word needs under the study's plan, as the end of a sentence ('' for none)."""
-    return (" and the 95% bootstrap interval over the domain's test images agrees" if study.per_domain else "")
+    """When a comparison holds under the study's plan."""
+    return ("a comparison holds when it does after Holm's correction for the claim's many comparisons"
+            + (" and the 95% bootstrap interval over the domain's test images agrees" if study.per_domain else ""))
 
 
 def domain_rule(study: Study) -> str:
