@@ -30,6 +30,7 @@ from wbcbench.report.words import (
     listed,
     model_parts,
     recipe_name,
+    shown_domain_words,
 )
 
 
@@ -103,14 +104,16 @@ def claim_lines(study: Study, v: pd.DataFrame) -> list[str]:
     domain for the converged study (its plan has no word over domains), one word each for the low-budget one."""
     named = in_words(v)
     if study.per_domain:
-        return [verdict_text.domain_claim_sentence(r, named) for _, r in pretrained_v2.domain_words(v).iterrows()]
+        return [verdict_text.domain_claim_sentence(r, named) for _, r in shown_domain_words(v).iterrows()]
     return verdict_text.claim_sentences(named)
 
 
 def comparison_rule(study: Study) -> str:
     """When a comparison holds under the study's plan."""
-    return ("a comparison holds when it does after Holm's correction for the claim's many comparisons"
-            + (" and the 95% bootstrap interval over the domain's test images agrees" if study.per_domain else ""))
+    return ("a comparison holds when its paired t-test over seeds favours the claim with a Holm-adjusted p below "
+            "0.05 (Holm over the claim's comparisons)"
+            + (" and the 95% bootstrap interval over the domain's test images excludes 0 the same way"
+               if study.per_domain else "") + ", and is contradicted in the mirror case")
 
 
 def domain_rule(study: Study) -> str:
@@ -132,7 +135,7 @@ def _range(row) -> str:
 def domain_words(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
     """The study's claims x shifted domains, one word each (pretrained_v2.domain_word: a claim holds on a
     domain when the comparisons of at least two of its three networks hold there and none is contradicted)."""
-    return pretrained_v2.domain_words(study.verdict(runs)).set_index("claim")
+    return shown_domain_words(study.verdict(runs)).set_index("claim")
 
 
 def _claim(words: pd.DataFrame, claim: str, lower: bool = False) -> str:
@@ -185,7 +188,7 @@ def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -
     verdict when the caller has it already."""
     lv = levels(study, runs)
     v = study.verdict(runs) if v is None else v
-    words = pretrained_v2.domain_words(v).set_index("claim")
+    words = shown_domain_words(v).set_index("claim")
     near = [d for d in SHIFTED_DOMAINS if lv.loc[d, "high"] < 2 * lv.loc[d, "chance"]]
     far = [d for d in SHIFTED_DOMAINS if d not in near]
     chance_in = lv.loc[IN_DOMAIN, "chance"]
@@ -209,7 +212,7 @@ def sentences(study: Study, runs: pd.DataFrame, v: pd.DataFrame | None = None) -
         f"{_claim(words, study.frozen)}{_against(v, study.frozen)}; {_claim(words, study.last, lower=True)}"
         f"{_against(v, study.last)}.",
         f"{_claim(words, study.adabn)}{_against(v, study.adabn)}. "
-        + (f"TENT gets the same words{_against(v, study.tent)}." if _same(words, v, study.adabn, study.tent)
+        + (f"TENT: the same words per domain{_against(v, study.tent)}." if _same(words, v, study.adabn, study.tent)
            else f"{_claim(words, study.tent)}{_against(v, study.tent)}."),
         *([" ".join(f"{_claim(words, c)}{_against(v, c)}." for c in study.more)] if study.more else []),
         f"These numbers come from the {study.name} ({p['epochs']} epochs at {p['crop_size']} px on CPU, "
@@ -230,17 +233,19 @@ def lead(study: Study, runs: pd.DataFrame, rec: dict | None = None) -> str:
     if rec.get("supported"):
         higher = [d for d in SHIFTED_DOMAINS if rec["words"].get(d) == "holds"]
         n, of = NUMBERS.get(len(higher), len(higher)), NUMBERS.get(len(SHIFTED_DOMAINS))
-        remedy = (f"one remedy — {recipe_name(study.rule, rec['recipe'])} — is shown to score higher than the plain "
-                  f"recipe on {'all' if len(higher) == len(SHIFTED_DOMAINS) else n} of the {of} other labs: "
-                  f"{supported_on(rec['words']).removeprefix('higher on ')}")
+        remedy = (f"one remedy — {recipe_name(study.rule, rec['recipe'])} — scores higher than the plain recipe on "
+                  f"{'all' if len(higher) == len(SHIFTED_DOMAINS) else n} of the {of} other labs whose images chose "
+                  f"it: {supported_on(rec['words']).removeprefix('higher on ')}; the first box below says what it "
+                  "gained on labs it was not chosen on")
     else:
         remedy = "the remedy the plan's rule chooses is not shown to help"
     return (f"Networks trained on one lab's white blood cells score {_range(lv.loc[IN_DOMAIN])} balanced accuracy on "
             f"that lab's held-out cells but {round(away['low'].min() * 100)}–{round(away['high'].max() * 100)}% on "
-            f"other labs' images, and {remedy}.")
+            f"other labs' images (the {NUMBERS.get(int(lv.loc[IN_DOMAIN, 'arms']))} trained arms without augmentation "
+            f"or test-time methods), and {remedy}.")
 
 
-def _held_out(study: Study, runs: pd.DataFrame) -> str:
+def held_out_sentence(study: Study, runs: pd.DataFrame) -> str:
     """'Chosen without seeing the lab it is scored on ..., the rule gained LISC +8.9 pp [+3.1, +14.7], ...': the
     leave-one-domain-out gains over the plain recipe ('' without them)."""
     held = study.held_out(runs) if study.held_out else None
@@ -251,7 +256,8 @@ def _held_out(study: Study, runs: pd.DataFrame) -> str:
     same = held["chosen on the other three"].nunique() == 1
     return ("Chosen without seeing the lab it is scored on (each lab held out in turn, the recipe chosen on the "
             "other three" + ("" if same else ", not always this one") + f"), the rule gained {gains} over the plain "
-            "recipe (mean over seeds, 95% CI): the fairer estimate of what a new lab gains.")
+            "recipe (mean over seeds, 95% CI over seeds, test-image sampling not included): the fairer estimate of "
+            "what a new lab gains.")
 
 
 def _scores(study: Study, runs: pd.DataFrame, label: str) -> str:
@@ -274,17 +280,18 @@ def lab_box(study: Study, runs: pd.DataFrame, rec: dict | None = None) -> str:
     else:
         name = recipe_name(study.rule, rec["recipe"])
         if rec.get("supported"):
-            lines.append(f"Use **{name}**. The plan's rule chose it on all four other labs' images, the same images "
-                         "its tests and the scores below come from; against the plain recipe those tests find it "
-                         f"{supported_on(rec['words'])}.")
+            lines.append(f"Use **{name}**. The plan's rule chose it by its mean over all four other labs' images, "
+                         "the same images its tests and the scores below come from; against the plain recipe those "
+                         f"tests find it {supported_on(rec['words'])}.")
         else:
             lines.append(f"No remedy is shown to help. The plan's rule picks **{name}** as the best bet, but "
                          f"against the plain recipe it is {by_word(rec['words'])}.")
-        held = _held_out(study, runs)
+        held = held_out_sentence(study, runs)
         if held:
             lines.append(held)
-        lines.append(f"Even so it scores {_scores(study, runs, rec['recipe'])} (balanced accuracy, mean over "
-                     "seeds): not a differential count to report without checking it in your own lab.")
+        lines.append(f"On the images it was chosen on it scores {_scores(study, runs, rec['recipe'])} (balanced "
+                     "accuracy, mean over seeds): not a differential count to report without checking it in your "
+                     "own lab.")
     lines.append("Whatever you deploy, label a sample of your own cells and score the network on them (`wbcbench "
                  "score`) before trusting it: on another lab's images these networks can fall to chance. "
                  "Fine-tuning on a lab's own labelled cells was not tested here.")

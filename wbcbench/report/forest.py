@@ -44,8 +44,8 @@ DOMAIN = "shifted domain"
 KINDS = (ROBUSTNESS, SCORE, TEST_TIME)
 WHAT = {ROBUSTNESS: f"less drop from {IN_DOMAIN}", SCORE: "higher score on the domain",
         TEST_TIME: "gain from the method"}
-HOW = {ROBUSTNESS: f"for a robustness claim, how much less the first network drops from {IN_DOMAIN}",
-       SCORE: "for a claim on scores, how much higher the first network scores on the shifted domain",
+HOW = {ROBUSTNESS: f"for a robustness claim, how much less the first arm drops from {IN_DOMAIN}",
+       SCORE: "for a claim on scores, how much higher the first arm scores on the shifted domain",
        TEST_TIME: "for a test-time claim, what the method gains"}
 
 

@@ -232,10 +232,10 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     label_px, columns = rows_fit(models, width, columns)
     base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None, axis=alt.Axis(labelLimit=label_px)))
     x = alt.X("mean:Q", title=axis_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5))
-    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q",
-                                                 color=alt.Color("model:N", legend=None))
+    colour = alt.Color("model:N", legend=None, scale=alt.Scale(scheme="tableau20"))  # up to 20 distinct networks
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q", color=colour)
     pts = base.mark_point(filled=True, size=60).encode(
-        x=x, color=alt.Color("model:N", legend=None),
+        x=x, color=colour,
         tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
     layers = [bars, pts]
     if s["chance"].notna().any():
@@ -247,7 +247,8 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
         facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None, header=domain_header()),
         columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
-            name, subtitle="mean ± 95% CI over seeds" + ("; dashed: chance" if s["chance"].notna().any() else ""))))
+            name, subtitle="mean ± 95% CI over seeds" + ("; no bar: one seed" if s["seeds"].eq(1).any() else "")
+            + ("; dashed: chance" if s["chance"].notna().any() else ""))))
 
 
 def bn_gap_chart(gaps: pd.DataFrame):

@@ -17,9 +17,9 @@ from wbcbench.analysis.verdict import MIN_PAIRS, grid_progress, variant_seeds
 from wbcbench.core.atomic import write_text
 from wbcbench.core.errors import WbcError
 from wbcbench.core.names import SHIFTED_DOMAINS
-from wbcbench.report import verdict_text
+from wbcbench.report import findings, verdict_text
 from wbcbench.report.tables import to_markdown
-from wbcbench.report.words import arms_named, domain_name, holds_only_where, listed
+from wbcbench.report.words import arms_named, domain_name, holds_only_where, listed, shown_domain_words
 from wbcbench.runs.collect import load_runs, resolve_dir
 
 COMMAND = "python -m wbcbench.report.readme README.md"
@@ -38,8 +38,8 @@ def cpu_block(runs_dir: str) -> list[str]:
 
 
 def _words_table(verdict) -> str:
-    """Claims x shifted domains, one word each (pretrained_v2.domain_words)."""
-    words = V2.domain_words(verdict)
+    """Claims x shifted domains, one word each (pretrained_v2.domain_words, as words.shown_domain_words says it)."""
+    words = shown_domain_words(verdict)
     return to_markdown(words.rename(columns={d: domain_name(d) for d in SHIFTED_DOMAINS}))
 
 
@@ -72,9 +72,13 @@ def converged_block(runs_dir: str) -> list[str]:
             + verdict_text.progress_sentence(runs, runs_dir, grid=V2.GRID) + fewer + f" Per domain ({PER_DOMAIN}):",
             "",
             _words_table(V2.verdict(runs)), "",
+            "V1–V4 retest the low-budget study's P1–P4 (above) on converged networks, on the score itself and per "
+            "domain: " + ("these words, not P1–P4's, are the book's answer." if complete else
+                          "until this grid is complete P1–P4's words stand, with the caveats above."), "",
             ("Deploying in a new lab (this replaces the low-budget study's recommendation above): " if complete else
              "Deploying in a new lab, so far (the low-budget study's recommendation above stands until this grid is "
-             "complete): ") + verdict_text.recommendation_sentence(V2.recommendation(runs), V2.RULE)]
+             "complete): ") + verdict_text.recommendation_sentence(V2.recommendation(runs), V2.RULE)
+            + (" " + held if (held := findings.held_out_sentence(findings.CONVERGED, runs)) else "")]
 
 
 PER_DOMAIN = ("a claim holds on a domain when its comparisons hold there on at least two of the three networks "

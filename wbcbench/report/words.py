@@ -2,7 +2,7 @@
 page and every chapter call the same thing by the same name."""
 from __future__ import annotations
 
-from wbcbench.analysis.pretrained_v2 import DOMAIN_WORDS
+from wbcbench.analysis.pretrained_v2 import DOMAIN_WORDS, domain_words
 from wbcbench.core.names import DOMAIN_NAMES, SHIFTED_DOMAINS, STANDARD, method_label
 from wbcbench.models.catalog import MODELS
 
@@ -20,6 +20,22 @@ NUMBERS = dict(enumerate(("no", "one", "two", "three", "four", "five", "six", "s
 def domain_name(domain: str) -> str:
     """'cellavision' -> 'CellaVision'; a test set the book does not bundle keeps its name."""
     return DOMAIN_NAMES.get(domain, domain)
+
+
+NONE_TESTED = "inconclusive (none tested)"
+
+
+def shown_domain_words(v):
+    """pretrained_v2.domain_words as the book shows them: the plan's word, with 'inconclusive' said as
+    'inconclusive (none tested)' where no network's comparison was tested there (each uninformative or
+    undetermined), so that a reader does not take it for a test that could not tell."""
+    shown = domain_words(v)
+    for i, claim in zip(shown.index, shown["claim"]):
+        for d in SHIFTED_DOMAINS:
+            mine = v.loc[(v["claim"] == claim) & (v["test_set"] == d), "word"]
+            if shown.at[i, d] == "inconclusive" and len(mine) and mine.isin(["uninformative", "undetermined"]).all():
+                shown.at[i, d] = NONE_TESTED
+    return shown
 
 
 def model_parts(model: str) -> tuple[str, str, str] | None:
@@ -138,5 +154,6 @@ def by_word(word_of: dict, emphasis: bool = False, domains=SHIFTED_DOMAINS) -> s
     groups: dict[str, list[str]] = {}
     for d in domains:
         groups.setdefault(word_of.get(d, "undetermined"), []).append(domain_name(d))
-    order = sorted(groups, key=lambda w: DOMAIN_WORDS.index(w) if w in DOMAIN_WORDS else len(DOMAIN_WORDS))
+    order = sorted(groups, key=lambda w: (DOMAIN_WORDS.index(w.split(" (")[0]) if w.split(" (")[0] in DOMAIN_WORDS
+                                          else len(DOMAIN_WORDS), w))
     return "; ".join(f"{f'*{w}*' if emphasis else w} on {listed(groups[w])}" for w in order)
