@@ -78,7 +78,16 @@ from wbcbench.core.names import IN_DOMAIN, SHIFTED_DOMAINS, STANDARD, method_lab
 from wbcbench.core.profiles import get_profile
 from wbcbench.report import forest, plots, run_tables, verdict_text
 from wbcbench.report.tables import fmt_gain, for_reader, summary_table, to_markdown, wide_table
-from wbcbench.report.words import arm_name, arms_named, by_word, in_words, listed, recipe_name, shown_domain_words
+from wbcbench.report.words import (
+    arm_name,
+    arms_named,
+    by_word,
+    domain_name,
+    in_words,
+    listed,
+    recipe_name,
+    shown_domain_words,
+)
 from wbcbench.runs.collect import load_runs
 from wbcbench.sweep.grids import get_grid
 
@@ -302,6 +311,21 @@ else:
     if n < MIN_PAIRS:
         text += (f" With {n} seed{'s' * (n != 1)} per recipe the tests cannot decide yet (they need {MIN_PAIRS} "
                  "paired seeds), and the choice may change as seeds land.")
+    tests = V2.recipe_tests(runs)
+    mine = tests[tests["label_a"] == rec["recipe"]].set_index("test_set").reindex(list(SHIFTED_DOMAINS))
+    if rec["recipe"] != row_label(*V2.RULE.plain) and mine["word"].notna().any():
+        assert dict(mine["word"].dropna()) == rec["words"]
+        shown = pd.DataFrame({
+            "gain over plain (pp) [95% CI over seeds]": [fmt_gain(*x) for x in zip(mine["effect"], mine["lo"],
+                                                                                      mine["hi"])],
+            "Holm p": [("–" if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}") for p in mine["p_holm"]],
+            "bootstrap over test images (pp)": [("–" if pd.isna(lo) else f"[{lo * 100:+.1f}, {hi * 100:+.1f}]")
+                                                for lo, hi in zip(mine["boot_lo"], mine["boot_hi"])],
+            "word": mine["word"].fillna("–").tolist()}, index=[domain_name(d) for d in SHIFTED_DOMAINS])
+        shown.index.name = "shifted domain"
+        text += (f"\n\nThe tests behind that word, on the same images the rule chose on (one Holm family: every "
+                 f"recipe against the plain one on every shifted domain, {int(tests['p_holm'].notna().sum())} of "
+                 f"{len(tests)} comparisons tested):\n\n" + to_markdown(shown, index=True))
     text += ("\n\nTrain it and apply it to a folder of your own unlabelled images:\n\n```bash\n"
              + rec["command"] + "\n```")
     held = V2.held_out(runs)

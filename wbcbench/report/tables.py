@@ -64,7 +64,9 @@ def fmt_gain(d, lo, hi) -> str:
     one pair, '–' with none."""
     if _missing(d):
         return "–"
-    return f"{d * 100:+.1f} (no CI)" if _missing(lo) else f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+    def pp(x):
+        return f"{round(x * 100, 1) + 0.0:+.1f}"   # + 0.0: no '-0.0'
+    return f"{pp(d)} (no CI)" if _missing(lo) else f"{pp(d)} [{pp(lo)}, {pp(hi)}]"
 
 
 def pct(x, digits: int = 1) -> str:
