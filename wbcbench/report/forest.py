@@ -131,7 +131,7 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
     step = max(12, -(-max(map(len, lines.values()), default=1) * (FONT_SIZE + 3) // max(1, len(domains))))
     chart = alt.layer(*layers, data=d).properties(width=width, height=alt.Step(step, **{"for": "offset"})).facet(
         facet=alt.Facet("claim title:N", sort=list(dict.fromkeys(d["claim title"])), title=None, header=header),
-        columns=1).resolve_scale(y="independent")
+        columns=1).resolve_scale(y="independent").resolve_axis(x="independent")  # ticks under every panel
     meaning = [HOW[k] for k in KINDS if k in set(d["kind"])]
     return _fit(chart.properties(title=alt.TitleParams(
         "Every comparison of every claim, on each shifted domain", subtitle=textwrap.wrap(
