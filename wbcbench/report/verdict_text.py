@@ -252,6 +252,9 @@ def supported_on(words: dict) -> str:
     CellaVision (inconclusive on LISC; uninformative on BCCD)'."""
     higher = [domain_name(d) for d in SHIFTED_DOMAINS if words.get(d) == "holds"]
     rest = [d for d in SHIFTED_DOMAINS if words.get(d) != "holds"]
-    why = ("; uninformative: both recipes score at most the majority-class accuracy there, so it is not tested"
-           if "uninformative" in words.values() else "")
-    return f"higher on {listed(higher)}" + (f" ({by_word(words, domains=rest)}{why})" if rest else "")
+    others = by_word(words, domains=rest)
+    blank = listed([domain_name(d) for d in rest if words.get(d) == "uninformative"])
+    if blank:
+        others = others.replace(f"uninformative on {blank}", f"uninformative on {blank}, where both recipes score "
+                                "at most the majority-class accuracy, so it is not tested")
+    return f"higher on {listed(higher)}" + (f" ({others})" if rest else "")
