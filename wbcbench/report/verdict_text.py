@@ -64,12 +64,16 @@ def comparison_sentence(r) -> str:
     return f"{head}: {what}; paired t over {r['n']} {unit}, {_p('p', r['p'])}, {_p('Holm p', r['p_holm'])}; {beside}."
 
 
+def _evidence(r) -> str:
+    """'+19.9 pp, 95% CI [+12.6, +27.3] pp, Holm p = 0.008': a decided comparison's effect and test."""
+    return f"{_pp(r.effect)}, {_interval(r._asdict())}, {_p('Holm p', r.p_holm)}"
+
+
 def _deciding(v: pd.DataFrame, claim: str) -> str:
     """'; holds for a vs b on LISC (+19.9 pp, 95% CI [...] pp, Holm p = 0.008); ...' for every comparison of
     `claim` that holds or is contradicted ('' when none is)."""
     g = v[(v["claim"] == claim) & v["word"].isin(["holds", "contradicted"])]
-    return "".join(f"; {w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_pp(r.effect)}, "
-                   f"{_interval(r._asdict())}, {_p('Holm p', r.p_holm)})"
+    return "".join(f"; {w} for {r.label_a} vs {r.label_b} on {r.test_set} ({_evidence(r)})"
                    for w, r in zip(g["word"], g.itertuples(index=False)))
 
 
@@ -88,8 +92,7 @@ def _by_network(v: pd.DataFrame, claim: str) -> str:
     g = v[(v["claim"] == claim) & v["word"].isin(["holds", "contradicted"])]
     out = []
     for net, rows in g.groupby(g["label_b"].str.split(", ").str[0], sort=False):
-        said = [f"{w} on " + listed([f"{r.test_set} ({_pp(r.effect)}, {_interval(r._asdict())}, "
-                                     f"{_p('Holm p', r.p_holm)})" for r in rows[rows["word"] == w].itertuples()])
+        said = [f"{w} on " + listed([f"{r.test_set} ({_evidence(r)})" for r in rows[rows["word"] == w].itertuples()])
                 for w in ("holds", "contradicted") if (rows["word"] == w).any()]
         out.append(f"{net} {', '.join(said)}")
     return "; ".join(out)
@@ -252,9 +255,6 @@ def supported_on(words: dict) -> str:
     CellaVision (inconclusive on LISC; uninformative on BCCD)'."""
     higher = [domain_name(d) for d in SHIFTED_DOMAINS if words.get(d) == "holds"]
     rest = [d for d in SHIFTED_DOMAINS if words.get(d) != "holds"]
-    others = by_word(words, domains=rest)
-    blank = listed([domain_name(d) for d in rest if words.get(d) == "uninformative"])
-    if blank:
-        others = others.replace(f"uninformative on {blank}", f"uninformative on {blank}, where both recipes score "
-                                "at most the majority-class accuracy, so it is not tested")
+    others = by_word(words, domains=rest, notes={
+        "uninformative": ", where both recipes score at most the majority-class accuracy, so it is not tested"})
     return f"higher on {listed(higher)}" + (f" ({others})" if rest else "")

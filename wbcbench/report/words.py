@@ -91,11 +91,15 @@ def rows_in_words(table):
     return out
 
 
+def _family(arm: str) -> str:
+    """An arm's network in words ('EfficientNet-Lite1'), or the arm itself outside the catalog."""
+    return (arm_parts(arm) or (arm,))[0]
+
+
 def arms_named(arms, among) -> str:
     """Arms in words, each network whose arms (of all the arms `among`) are all there as one: "EfficientNet-Lite1's
     three arms"; the other arms by name; listed."""
-    def family(a):
-        return (arm_parts(a) or (a,))[0]
+    family = _family
     arms, parts = list(arms), []
     for fam in dict.fromkeys(family(a) for a in arms):
         mine = [a for a in arms if family(a) == fam]
@@ -110,8 +114,7 @@ def holds_only_where(cut, among) -> str:
     """What leaving the `cut` arms' networks untested does to the per-domain rule (a claim holds on a domain
     when at least two of its three networks' comparisons hold): 'a claim holds on a domain only where it holds
     on both EfficientNet-Lite0 and EfficientNet-Lite2'."""
-    def family(a):
-        return (arm_parts(a) or (a,))[0]
+    family = _family
     left = list(dict.fromkeys(family(a) for a in among if family(a) not in {family(c) for c in cut}))
     if len(left) == 2:
         return f"a claim holds on a domain only where it holds on both {left[0]} and {left[1]}"
@@ -147,13 +150,14 @@ def listed(items, sep: str = ", ", last: str = "and") -> str:
     return sep.join(items[:-1]) + f" {last} {items[-1]}" if len(items) > 1 else "".join(items)
 
 
-def by_word(word_of: dict, emphasis: bool = False, domains=SHIFTED_DOMAINS) -> str:
+def by_word(word_of: dict, emphasis: bool = False, domains=SHIFTED_DOMAINS, notes: dict | None = None) -> str:
     """{shifted domain: word} (a dict, or a row of pretrained_v2.domain_words) as 'holds on LISC and JTSC;
     inconclusive on BCCD', words in DOMAIN_WORDS order, `domains` in the benchmark's order; a domain without
-    a word is undetermined."""
+    a word is undetermined. `notes`: word -> what to say after its domains."""
     groups: dict[str, list[str]] = {}
     for d in domains:
         groups.setdefault(word_of.get(d, "undetermined"), []).append(domain_name(d))
     order = sorted(groups, key=lambda w: (DOMAIN_WORDS.index(w.split(" (")[0]) if w.split(" (")[0] in DOMAIN_WORDS
                                           else len(DOMAIN_WORDS), w))
-    return "; ".join(f"{f'*{w}*' if emphasis else w} on {listed(groups[w])}" for w in order)
+    notes = notes or {}
+    return "; ".join(f"{f'*{w}*' if emphasis else w} on {listed(groups[w])}{notes.get(w, '')}" for w in order)
