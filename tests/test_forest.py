@@ -123,6 +123,21 @@ def test_word_colours_are_one_fixed_colour_per_word():
     assert sorted(fills) == sorted(forest.WORD_COLOURS[w] for w in drawn["word"])
 
 
+def test_a_comparison_the_bootstrap_vetoed_is_an_open_point_and_the_subtitle_says_so():
+    v = verdict_frame()
+    v["word_t"] = v["word"]
+    v.loc[3, "word_t"] = "holds"  # the t-test alone holds; the bootstrap made it inconclusive
+    svg = svg_of(forest.claims_forest(v))
+    points = marks(svg, "symbol")
+    open_ = [p for p in points if p.get("fill") == "white"]
+    assert len(points) == v["effect"].notna().sum() and len(open_) == 1
+    assert open_[0].get("stroke") == forest.WORD_COLOURS["inconclusive"]  # in the colour of its word
+    assert "open point: the t-test alone decides" in visible_text(svg)
+    plain = svg_of(forest.claims_forest(verdict_frame()))  # without word_t: no open point, no note
+    assert not [p for p in marks(plain, "symbol") if p.get("fill") == "white"]
+    assert "open point" not in visible_text(plain)
+
+
 def test_claims_forest_one_panel_per_claim_with_its_own_comparisons():
     v = verdict_frame()
     spec = forest.claims_forest(v).to_dict()

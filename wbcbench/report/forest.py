@@ -38,6 +38,7 @@ DOMAIN_SHAPES = dict(zip(SHIFTED_DOMAINS, ("circle", "square", "triangle-up", "d
 
 EFFECT = "effect (pp)"
 LOW, HIGH = "95% CI from (pp)", "95% CI to (pp)"
+VETOED = "bootstrap disagrees"  # the t-test alone decided, the interval over test images does not agree
 NO_PAIRS = "no pairs"  # x position (0) of the 'no paired runs' note on a row without an effect
 DOMAIN = "shifted domain"
 #: what a claim's effect measures, by its kind (a tooltip's words), and how the subtitle says it
@@ -78,18 +79,23 @@ def _in_pp(df: pd.DataFrame, effect: str = "effect") -> pd.DataFrame:
     return d
 
 
-def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=()):
-    """Interval rule, point, the 'no paired runs' note and the zero line, all reading the parent's data."""
+def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=(), hollow: bool = False):
+    """Interval rule, point, the 'no paired runs' note and the zero line, all reading the parent's data;
+    `hollow`: rows whose VETOED column is true get an open point (drawn by a layer of their own)."""
     base = alt.Chart().encode(y=y, **({"yOffset": shape[0]} if shape else {}))
     x = alt.X(f"{EFFECT}:Q", title=x_title, axis=alt.Axis(format="~r"))
     rule = base.mark_rule(strokeWidth=2).encode(x=alt.X(f"{LOW}:Q", title=x_title), x2=f"{HIGH}:Q", color=colour)
-    point = base.mark_point(filled=True, size=55, opacity=1).encode(
-        x=x, color=colour, **({"shape": shape[1]} if shape else {}), tooltip=list(tooltip))
+    open_point = {"fill": "white", "strokeWidth": 2}
+    points = [base.mark_point(filled=filled, size=55, opacity=1, **({} if filled else open_point))
+              .encode(x=x, color=colour, **({"shape": shape[1]} if shape else {}), tooltip=list(tooltip))
+              for filled in ((True, False) if hollow else (True,))]
+    if hollow:
+        points = [p.transform_filter(f"{'!' if i == 0 else ''}datum['{VETOED}']") for i, p in enumerate(points)]
     note = base.mark_text(text="no paired runs", align="left", dx=4, fontSize=FONT_SIZE, color="dimgray").encode(
         x=alt.X(f"{NO_PAIRS}:Q", title=x_title))
     zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(
         x=alt.X("zero:Q", aggregate="min", title=x_title))
-    return [zero, rule, point, note]
+    return [zero, rule, *points, note]
 
 
 def _claim_titles(v: pd.DataFrame) -> list[str]:
@@ -104,9 +110,12 @@ LABEL_CHARS = 52  # a comparison's label lines: each side of 'vs' wrapped at thi
 def claims_forest(v: pd.DataFrame, width: int = 260):
     """A study's verdict table (verdict.verdict_table) as a forest plot: one panel per claim, one band per
     comparison ('a vs b'), inside it one point per shifted domain (shape) at the paired effect in the claimed
-    direction (pp) with its 95% interval, coloured by the plan's word; a point without a bar has one pair."""
+    direction (pp) with its 95% interval, coloured by the plan's word; a point without a bar has one pair, an
+    open point is a comparison the bootstrap over test images made inconclusive (word_t, pretrained_v2)."""
     alt = _alt()
     d = _in_pp(v)
+    d[VETOED] = (d["word_t"] != d["word"]) if "word_t" in d.columns else False
+    hollow = bool(d[VETOED].any())
     d["comparison"] = [f"{a} vs {b}" for a, b in zip(d["label_a"], d["label_b"])]
     d["claim title"] = _claim_titles(d)
     d[DOMAIN] = d["test_set"].map(domain_name)  # ids or reader names (words.in_words) alike
@@ -122,10 +131,10 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
     y = alt.Y("comparison:N", sort=list(lines), title=None,
               axis=alt.Axis(labelExpr=lookup_expr(lines), labelLimit=label_px, labelPadding=6))
     colour = _word_colour(alt, orient="top", columns=2)
-    layers = _forest_layers(alt, y, "effect in the claimed direction (pp)", colour, shape,
+    layers = _forest_layers(alt, y, "effect in the claimed direction (pp)", colour, shape, hollow=hollow,
                             tooltip=["comparison", DOMAIN, "what", alt.Tooltip(f"{EFFECT}:Q", format="+.1f"),
                                      alt.Tooltip(f"{LOW}:Q", format="+.1f"), alt.Tooltip(f"{HIGH}:Q", format="+.1f"),
-                                     "word"])
+                                     "word"] + ([f"{VETOED}:N"] if hollow else []))
     header = alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
                         labelFontWeight="bold", labelLimit=PAGE_WIDTH - 330)  # beside the y labels
     step = max(12, -(-max(map(len, lines.values()), default=1) * (FONT_SIZE + 3) // max(1, len(domains))))
@@ -136,7 +145,9 @@ def claims_forest(v: pd.DataFrame, width: int = 260):
     return _fit(chart.properties(title=alt.TitleParams(
         "Every comparison of every claim, on each shifted domain", subtitle=textwrap.wrap(
             "Effect in percentage points, positive in the claimed direction: " + "; ".join(meaning)
-            + ". Point: mean over seeds; bar: 95% CI.", 88))))
+            + ". Point: mean over seeds; bar: 95% CI" + (
+                "; open point: the t-test alone decides, the 95% bootstrap interval over test images does not"
+                " agree, so inconclusive" if hollow else "") + ".", 88))))
 
 
 def recipes_forest(tests: pd.DataFrame, columns: int = 2, width: int = 150):
