@@ -197,7 +197,7 @@ def test_held_out_forest_rows_in_domain_order_with_the_choice():
 def test_arms_dot_chart_is_the_benchmark_chart_with_a_row_per_evaluation():
     s = summary_frame()
     spec = forest.arms_dot_chart(s, {"pbc:test": 0.2, "lisc": 0.25, "bccd": 0.25}, "balanced_accuracy").to_dict()
-    bars, pts, chance, _ = layers(spec)
+    bars, pts, chance = layers(spec)
     assert pts["encoding"]["y"]["field"] == "label" and pts["encoding"]["color"]["field"] == "model"
     assert pts["encoding"]["y"]["sort"] == [W.label_name(x) for x in dict.fromkeys(s["label"])]
     assert "EfficientNet-Lite0, BN fine-tuned + AdaBN" in pts["encoding"]["y"]["sort"]  # networks in words

@@ -205,6 +205,9 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 # ---------------------------------------------------------------------------------------------------------
 # Results
 
+#: How a faceted score chart names its dashed line (in the subtitle; a label in a panel covers points)
+CHANCE_NOTE = "dashed line: the domain's chance level"
+
 
 def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dict | None = None,
                     columns: int = 3, rows: str = "model", width: int = PANEL_WIDTH, row_height: int = 20,
@@ -239,16 +242,15 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
         tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
     layers = [bars, pts]
     if s["chance"].notna().any():
-        line = alt.Chart().encode(x=alt.X("chance:Q", aggregate="min", title=axis_title))
-        layers += [line.mark_rule(strokeDash=[4, 3], color="gray"),
-                   line.mark_text(text="chance", align="left", baseline="top", dx=3, color="dimgray",
-                                  fontSize=FONT_SIZE - 1).encode(y=alt.value(1))]
+        # named in the subtitle, not in the panel, where a label would sit on a point near chance
+        layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
+            x=alt.X("chance:Q", aggregate="min", title=axis_title)))
     return _fit(alt.layer(*layers, data=s).properties(width=width, height=row_height * max(1, len(models))).facet(
         facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None, header=domain_header()),
         columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
             name, subtitle="mean ± 95% CI over seeds" + ("; no bar: one seed" if s["seeds"].eq(1).any() else "")
-            + ("; dashed: chance" if s["chance"].notna().any() else ""))))
+            + (f"; {CHANCE_NOTE}" if s["chance"].notna().any() else ""))))
 
 
 def bn_gap_chart(gaps: pd.DataFrame):

@@ -79,7 +79,7 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
     if t["chance"].notna().any():
         layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
             x=alt.X("chance:Q", aggregate="min")))
-    subtitle = "grey: the book's networks (mean over seeds)" + ("; dashed: chance" if t["chance"].notna().any()
+    subtitle = "grey: the book's networks (mean over seeds)" + (f"; {plots.CHANCE_NOTE}" if t["chance"].notna().any()
                                                                  else "")
     return plots._fit(alt.layer(*layers, data=t).properties(width=100).facet(
         facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None, header=plots.domain_header()),
