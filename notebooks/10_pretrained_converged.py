@@ -196,7 +196,8 @@ Markdown(text if len(conv) else NOTHING)
 #
 # Standard evaluation (no test-time method), balanced accuracy over the classes with at least 5 test images,
 # mean ± 95% Student-t interval over seeds, against each domain's chance level, 1 over the number of classes it
-# has with at least 5 images; the table below gives the numbers.
+# has with at least 5 images; the table below gives the numbers (an arm with one seed has
+# no interval: its score alone).
 
 # %% mystnb={"figure": {"caption": "Every arm's balanced accuracy (classes with at least 5 test images) on the training lab's held-out cells and on the four other labs, standard evaluation: mean over seeds (point) and 95% Student-t interval (bar); dashed, each domain's chance level.", "name": "fig-converged-scores"}, "image": {"alt": "Dot plot in five panels, one per test domain (PBC held-out test, LISC, BCCD, JTSC, CellaVision). Each panel lists the twelve arms (EfficientNet-Lite0 with BN fine-tuned, BN frozen, frozen BN with the last stages trained, and with colour jitter, scale augmentation or both; Lite1 and Lite2 with the three BN treatments), each as a point with its confidence interval; a dashed vertical line marks chance. On PBC every arm is near 100%; on the other labs the arms spread between chance and about 70%."}} tags=["hide-input"]
 summary = summary_table(v2[v2["eval_mode"] == STANDARD] if have_runs else v2, metrics=(PRIMARY_METRIC,),
@@ -355,8 +356,8 @@ Markdown(text if have_runs else NOTHING)
 # %% [markdown]
 # ## 7. The grid's compute
 #
-# Per trained arm, from its finished runs on disk: runs, the median wall time of a run's executed notebook,
-# and per run the seconds spent training (the epoch times of `log.csv`) and evaluating (the rest: every test
+# Per trained arm, from its finished runs on disk: runs and, as a mean per run, the wall time of its executed notebook,
+# the seconds spent training (the epoch times of `log.csv`) and evaluating (the rest: every test
 # set with every test-time method), on this project's 2-core CPU machine. Runs that shared the machine with
 # other jobs, or whose sweep was paused, took longer than they would alone: the last column counts the runs
 # with a training epoch over twice their median epoch.
@@ -368,9 +369,9 @@ if len(timing):
     assert t["runs"].le(len(get_grid(V2.GRID)["seeds"])).all() and t["runs"].sum() == timing["runs"].iloc[-1]
     assert (t["training total (h)"] <= t["total (h)"]).dropna().all(), "training is part of a run's wall time"
     t = t.loc[[a for a in ARM_ORDER if a in t.index] + [a for a in t.index if a not in ARM_ORDER]]
-    shown = pd.DataFrame({"runs": t["runs"], "median run (s)": t["median run (s)"].round().astype("Int64"),
-                          "training per run (s)": (t["training total (h)"] * 3600 / t["runs"]).round().astype("Int64"),
-                          "evaluation per run (s)": ((t["total (h)"] - t["training total (h)"]) * 3600
+    shown = pd.DataFrame({"runs": t["runs"], "mean run (s)": (t["total (h)"] * 3600 / t["runs"]).round().astype("Int64"),
+                          "of it training (s)": (t["training total (h)"] * 3600 / t["runs"]).round().astype("Int64"),
+                          "of it evaluating (s)": ((t["total (h)"] - t["training total (h)"]) * 3600
                                                      / t["runs"]).round().astype("Int64"),
                           "evaluation share (%)": (100 * (1 - t["training total (h)"] / t["total (h)"])).round()
                           .astype("Int64"),

@@ -142,10 +142,11 @@ def wide_table(summary: pd.DataFrame, metric: str = "accuracy", seeds: bool = Fa
     = test domains, cells = 'mean ± 95% CI' of `metric` in %, and a last row with each domain's chance level:
     `chance` maps a test set to it (run_tables.chance_levels); for accuracy it defaults to the majority-class
     share, for other metrics the row is left out without it. With `seeds`, a first column with each row's
-    number of seeds. Missing cells are '–'."""
+    number of seeds, and a one-seed row's cells are its score alone (that column says why there is no
+    interval, once per row instead of in every cell). Missing cells are '–'."""
     if summary is None or not len(summary):
         return pd.DataFrame()
-    wide = label_by_domain(summary, [fmt_ci(m, c, n) for m, c, n in
+    wide = label_by_domain(summary, [pct(m) if seeds and n == 1 else fmt_ci(m, c, n) for m, c, n in
                                      zip(summary[f"{metric}_mean"], summary[f"{metric}_ci95"], summary["seeds"])])
     if chance is None and metric == "accuracy":
         chance = summary.groupby("test_set")["majority_baseline"].first().to_dict()
