@@ -85,12 +85,13 @@ def _forest_layers(alt, y, x_title: str, colour, shape=None, tooltip=(), hollow:
     base = alt.Chart().encode(y=y, **({"yOffset": shape[0]} if shape else {}))
     x = alt.X(f"{EFFECT}:Q", title=x_title, axis=alt.Axis(format="~r"))
     rule = base.mark_rule(strokeWidth=2).encode(x=alt.X(f"{LOW}:Q", title=x_title), x2=f"{HIGH}:Q", color=colour)
-    open_point = {"fill": "white", "strokeWidth": 2}
-    points = [base.mark_point(filled=filled, size=55, opacity=1, **({} if filled else open_point))
-              .encode(x=x, color=colour, **({"shape": shape[1]} if shape else {}), tooltip=list(tooltip))
-              for filled in ((True, False) if hollow else (True,))]
+    def point(**mark):
+        return base.mark_point(size=55, opacity=1, **mark).encode(
+            x=x, color=colour, **({"shape": shape[1]} if shape else {}), tooltip=list(tooltip))
+    points = [point(filled=True)]
     if hollow:
-        points = [p.transform_filter(f"{'!' if i == 0 else ''}datum['{VETOED}']") for i, p in enumerate(points)]
+        points = [point(filled=True).transform_filter(f"!datum['{VETOED}']"),
+                  point(filled=False, fill="white", strokeWidth=2).transform_filter(f"datum['{VETOED}']")]
     note = base.mark_text(text="no paired runs", align="left", dx=4, fontSize=FONT_SIZE, color="dimgray").encode(
         x=alt.X(f"{NO_PAIRS}:Q", title=x_title))
     zero = alt.Chart().mark_rule(color="gray", strokeDash=[4, 3]).encode(

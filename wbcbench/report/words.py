@@ -99,11 +99,10 @@ def _family(arm: str) -> str:
 def arms_named(arms, among) -> str:
     """Arms in words, each network whose arms (of all the arms `among`) are all there as one: "EfficientNet-Lite1's
     three arms"; the other arms by name; listed."""
-    family = _family
     arms, parts = list(arms), []
-    for fam in dict.fromkeys(family(a) for a in arms):
-        mine = [a for a in arms if family(a) == fam]
-        if len(mine) > 1 and set(mine) == {a for a in among if family(a) == fam}:
+    for fam in dict.fromkeys(_family(a) for a in arms):
+        mine = [a for a in arms if _family(a) == fam]
+        if len(mine) > 1 and set(mine) == {a for a in among if _family(a) == fam}:
             parts.append(f"{fam}'s {NUMBERS.get(len(mine), len(mine))} arms")
         else:
             parts += [arm_name(a) for a in mine]
@@ -114,8 +113,7 @@ def holds_only_where(cut, among) -> str:
     """What leaving the `cut` arms' networks untested does to the per-domain rule (a claim holds on a domain
     when at least two of its three networks' comparisons hold): 'a claim holds on a domain only where it holds
     on both EfficientNet-Lite0 and EfficientNet-Lite2'."""
-    family = _family
-    left = list(dict.fromkeys(family(a) for a in among if family(a) not in {family(c) for c in cut}))
+    left = list(dict.fromkeys(_family(a) for a in among if _family(a) not in {_family(c) for c in cut}))
     if len(left) == 2:
         return f"a claim holds on a domain only where it holds on both {left[0]} and {left[1]}"
     return "a claim's word on a domain rests on the other networks"
