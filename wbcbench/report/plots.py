@@ -209,6 +209,16 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 CHANCE_NOTE = "dashed line: the domain's chance level"
 
 
+def chance_rule(chance: pd.Series, **x) -> tuple[list, str]:
+    """A score chart's dashed line at each panel's `chance` column and the subtitle's words for it, named
+    there rather than in the panel, where a label would sit on a point near chance ([] and '' without one)."""
+    if not chance.notna().any():
+        return [], ""
+    alt = _alt()
+    return [alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x=alt.X("chance:Q", aggregate="min", **x))], f"; {CHANCE_NOTE}"
+
+
 def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dict | None = None,
                     columns: int = 3, rows: str = "model", width: int = PANEL_WIDTH, row_height: int = 20,
                     x_title: str | None = None):
@@ -240,17 +250,14 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     pts = base.mark_point(filled=True, size=60).encode(
         x=x, color=colour,
         tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
-    layers = [bars, pts]
-    if s["chance"].notna().any():
-        # named in the subtitle, not in the panel, where a label would sit on a point near chance
-        layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
-            x=alt.X("chance:Q", aggregate="min", title=axis_title)))
-    return _fit(alt.layer(*layers, data=s).properties(width=width, height=row_height * max(1, len(models))).facet(
+    rule, chance_note = chance_rule(s["chance"], title=axis_title)
+    height = row_height * max(1, len(models))
+    return _fit(alt.layer(bars, pts, *rule, data=s).properties(width=width, height=height).facet(
         facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None, header=domain_header()),
         columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
             name, subtitle="mean ± 95% CI over seeds" + ("; no bar: one seed" if s["seeds"].eq(1).any() else "")
-            + (f"; {CHANCE_NOTE}" if s["chance"].notna().any() else ""))))
+            + chance_note)))
 
 
 def bn_gap_chart(gaps: pd.DataFrame):

@@ -75,13 +75,9 @@ def beside_chart(table: pd.DataFrame, metric: str = PRIMARY_METRIC, chance: dict
         color=alt.Color("source:N", scale=alt.Scale(domain=sources, range=colours), title=None,
                         legend=alt.Legend(orient="bottom")),
         tooltip=["row", "domain", alt.Tooltip("value:Q", format=".3f"), "seeds", "n"])
-    layers = [pts]
-    if t["chance"].notna().any():
-        layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
-            x=alt.X("chance:Q", aggregate="min")))
-    subtitle = "grey: the book's networks (mean over seeds)" + (f"; {plots.CHANCE_NOTE}" if t["chance"].notna().any()
-                                                                 else "")
-    return plots._fit(alt.layer(*layers, data=t).properties(width=100).facet(
+    rule, chance_note = plots.chance_rule(t["chance"])
+    subtitle = "grey: the book's networks (mean over seeds)" + chance_note
+    return plots._fit(alt.layer(pts, *rule, data=t).properties(width=100).facet(
         facet=alt.Facet("domain:N", sort=ordered(t["domain"]), title=None, header=plots.domain_header()),
         columns=columns).properties(
         title=alt.TitleParams(plots.metric_title(metric), subtitle=subtitle)))
