@@ -205,18 +205,14 @@ def sample_grid(names, per_class: int = 2, size: int = 64, data_root=None, seed:
 # ---------------------------------------------------------------------------------------------------------
 # Results
 
-#: How a faceted score chart names its dashed line (in the subtitle; a label in a panel covers points)
-CHANCE_NOTE = "dashed line: the domain's chance level"
+CHANCE_NOTE = "dashed line: the domain's chance level"  # in the subtitle: a label in a panel covers points
 
 
 def chance_rule(chance: pd.Series, **x) -> tuple[list, str]:
-    """A score chart's dashed line at each panel's `chance` column and the subtitle's words for it, named
-    there rather than in the panel, where a label would sit on a point near chance ([] and '' without one)."""
-    if not chance.notna().any():
-        return [], ""
+    """A score chart's dashed line at each panel's `chance` and its words for the subtitle ([] and '' without)."""
     alt = _alt()
-    return [alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
-        x=alt.X("chance:Q", aggregate="min", **x))], f"; {CHANCE_NOTE}"
+    rule = alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(x=alt.X("chance:Q", aggregate="min", **x))
+    return ([rule], f"; {CHANCE_NOTE}") if chance.notna().any() else ([], "")
 
 
 def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dict | None = None,
@@ -240,7 +236,6 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
         chance = s.groupby("test_set")["majority_baseline"].first().to_dict()
     s["chance"] = s["test_set"].map(chance or {}).astype(float)
     models = list(dict.fromkeys(s[rows]))
-    name = metric_title(metric)
     axis_title = "" if x_title is None else x_title   # the chart's title names the metric
     label_px, columns = rows_fit(models, width, columns)
     base = alt.Chart().encode(y=alt.Y(f"{rows}:N", sort=models, title=None, axis=alt.Axis(labelLimit=label_px)))
@@ -248,16 +243,15 @@ def benchmark_chart(summary: pd.DataFrame, metric: str = "accuracy", chance: dic
     colour = alt.Color("model:N", legend=None, scale=alt.Scale(scheme="tableau20"))  # up to 20 distinct networks
     bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", title=axis_title), x2="hi:Q", color=colour)
     pts = base.mark_point(filled=True, size=60).encode(
-        x=x, color=colour,
-        tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
+        x=x, color=colour, tooltip=[rows, "test_set", alt.Tooltip("mean:Q", format=".3f"), "seeds"])
     rule, chance_note = chance_rule(s["chance"], title=axis_title)
     height = row_height * max(1, len(models))
     return _fit(alt.layer(bars, pts, *rule, data=s).properties(width=width, height=height).facet(
         facet=alt.Facet("test_set:N", sort=ordered(s["test_set"]), title=None, header=domain_header()),
         columns=columns)
         .resolve_axis(x="independent").properties(title=alt.TitleParams(
-            name, subtitle="mean ± 95% CI over seeds" + ("; no bar: one seed" if s["seeds"].eq(1).any() else "")
-            + chance_note)))
+            metric_title(metric), subtitle="mean ± 95% CI over seeds"
+            + ("; no bar: one seed" if s["seeds"].eq(1).any() else "") + chance_note)))
 
 
 def bn_gap_chart(gaps: pd.DataFrame):
